@@ -1,0 +1,171 @@
+"""The ``hitl`` command. Thin: each command parses, calls the backend, prints.
+
+Command groups live in sibling modules, each with ``register(subparsers)``. Heavy imports
+(textual, httpx, fastapi) happen inside the commands that need them, so ``hitl request`` and
+``hitl hook`` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from ..config import ConfigError, Settings, load_settings
+from ..errors import Conflict, HitlError, InvalidInput, NotFound, StoreUnavailable
+
+EXIT_OK = 0
+EXIT_DENIED = 1  # denied, blocked, or refused (already decided)
+EXIT_EXPIRED = 2  # expired or timed out
+EXIT_ERROR = 3  # backend unreachable, store error, bad input, not found
+EXIT_USAGE = 64
+
+EXIT_CODES_HELP = """\
+exit codes:
+  0   success (for `request --wait`: approved, or allowed to run autonomously)
+  1   denied, blocked by policy, or refused (e.g. the request was already decided)
+  2   expired: no decision before the deadline (or --wait timed out)
+  3   error: backend unreachable, store error, invalid input, not found (fail closed)
+  64  usage error (bad flags)
+"""
+
+COMMAND_MODULES = ["requests", "escalations", "review", "stages", "audit", "config_cmd", "console_cmd", "serve"]
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+class Context:
+    """What every command gets: settings, and a backend opened on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._backend: Any = None
+
+    @property
+    def reviewer(self) -> str:
+        from ..backend.local import default_actor
+
+        return self.settings.reviewer or default_actor()
+
+    def backend(self) -> Any:
+        if self._backend is None:
+            from ..backend import open_backend
+
+            self._backend = open_backend(self.settings)
+        return self._backend
+
+    async def aclose(self) -> None:
+        if self._backend is not None:
+            await self._backend.close()
+            self._backend = None
+
+
+def add_json_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="hitl",
+        description=(
+            "hitl-tui: a human-in-the-loop control plane for AI agents.\n"
+            "With no command, opens the reviewer console on the configured backend."
+        ),
+        epilog=EXIT_CODES_HELP
+        + "\nenvironment: HITL_STORE, HITL_SERVER, HITL_TOKEN, HITL_REVIEWER, HITL_CONFIG\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"hitl-tui {__version__}")
+    parser.add_argument("--store", metavar="PATH", help="embedded SQLite store (default: the user data dir; env HITL_STORE)")
+    parser.add_argument("--server", metavar="URL", help="shared approval server (env HITL_SERVER)")
+    parser.add_argument("--token", metavar="T", help="bearer token for --server (env HITL_TOKEN)")
+    parser.add_argument("--as", dest="reviewer", metavar="NAME", help="who you are (default: config `reviewer`, else the OS user)")
+    parser.add_argument("--config", metavar="FILE", help="config file (default: `hitl config path`; env HITL_CONFIG)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    import importlib
+
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            continue  # a command group not written yet
+        module.register(sub)
+    return parser
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> int:
+    print(f"hitl: {message}", file=sys.stderr)
+    return code
+
+
+def error_exit_code(exc: BaseException) -> int:
+    if isinstance(exc, Conflict):
+        return EXIT_DENIED
+    return EXIT_ERROR
+
+
+async def _run_async(func: Callable[..., Any], args: argparse.Namespace, ctx: Context) -> int:
+    try:
+        return int(await func(args, ctx) or 0)
+    finally:
+        try:
+            await ctx.aclose()
+        except Exception:  # noqa: BLE001 - closing must not mask the real result
+            pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args.command = "console"
+        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "console"])
+    from pathlib import Path
+
+    try:
+        settings = load_settings(
+            Path(args.config).expanduser() if args.config else None,
+            {"store": args.store, "server": args.server, "token": args.token, "reviewer": args.reviewer},
+        )
+    except ConfigError as exc:
+        return fail(str(exc))
+    if args.server and args.store:
+        return fail("choose --store (embedded) or --server (shared), not both", EXIT_USAGE)
+    ctx = Context(settings)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        if inspect.iscoroutinefunction(func):
+            return asyncio.run(_run_async(func, args, ctx))
+        return int(func(args, ctx) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except (NotFound, InvalidInput) as exc:
+        return fail(exc.message)
+    except Conflict as exc:
+        return fail(exc.message, EXIT_DENIED)
+    except StoreUnavailable as exc:
+        return fail(f"backend unavailable: {exc.message}")
+    except HitlError as exc:
+        return fail(exc.message)
+    except ConfigError as exc:
+        return fail(str(exc))
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def entrypoint() -> None:  # console script
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Printing for the CLI: JSON for machines, sanitised aligned tables for people."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import InvalidInput
+from ..text import sanitise
+
+
+def emit_json(obj: Any) -> None:
+    def default(o: Any) -> Any:
+        if isinstance(o, BaseModel):
+            return o.model_dump(mode="json")
+        if isinstance(o, datetime):
+            return o.isoformat()
+        raise TypeError(type(o).__name__)
+
+    if isinstance(obj, BaseModel):
+        obj = obj.model_dump(mode="json")
+    elif isinstance(obj, list):
+        obj = [o.model_dump(mode="json") if isinstance(o, BaseModel) else o for o in obj]
+    json.dump(obj, sys.stdout, indent=2, default=default, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, max_width: int = 60) -> None:
+    cells = [[sanitise("" if c is None else c, oneline=True, limit=max_width) for c in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        for i, c in enumerate(row):
+            widths[i] = max(widths[i], len(c))
+    print("  ".join(h.upper().ljust(widths[i]) for i, h in enumerate(headers)).rstrip())
+    for row in cells:
+        print("  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip())
+
+
+def age(dt: datetime | None, now: datetime | None = None) -> str:
+    if dt is None:
+        return "-"
+    secs = int(((now or datetime.now(UTC)) - dt).total_seconds())
+    sign = "" if secs >= 0 else "in "
+    secs = abs(secs)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if secs >= size:
+            return f"{sign}{secs // size}{unit}"
+    return f"{sign}{secs}s"
+
+
+def parse_json_object(text: str | None, what: str = "--args") -> dict[str, Any]:
+    if text is None or text == "":
+        return {}
+    if text == "-":
+        text = sys.stdin.read()
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{what} is not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})") from None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{what} must be a JSON object, like '{{\"env\": \"prod\"}}'")
+    return value
+
+
+def validation_message(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    return f"{loc}: {first['msg']}" if loc else first["msg"]
+
+
+def build(model: type[BaseModel], **fields: Any) -> Any:
+    """Validate CLI input into a model, turning errors into one-line ``InvalidInput``."""
+    try:
+        return model.model_validate({k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        raise InvalidInput(validation_message(exc)) from None

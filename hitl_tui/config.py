@@ -1,0 +1,150 @@
+"""Configuration: a TOML file, overridden by ``HITL_*`` environment variables, overridden by flags.
+
+The file lives in the platformdirs config dir (``hitl config path`` prints it; ``HITL_CONFIG``
+points elsewhere). Validation errors name the key and the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .models import PolicySettings
+
+APP_NAME = "hitl-tui"
+
+DEFAULT_TRIGGERS = [
+    "I'm not sure how to proceed",
+    "This could have unintended consequences",
+    "I need access to",
+    "I don't have enough context",
+]
+
+#: environment variable -> dotted config key
+ENV_KEYS = {
+    "HITL_STORE": "store",
+    "HITL_SERVER": "server",
+    "HITL_TOKEN": "token",
+    "HITL_REVIEWER": "reviewer",
+    "HITL_WEBHOOK_URL": "notify.webhook_url",
+}
+
+
+class ConfigError(Exception):
+    """A one-line, user-facing configuration problem."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NotifySettings(_Section):
+    webhook_url: str | None = None
+    webhook_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    smtp_host: str | None = None
+    smtp_port: Annotated[int, Field(ge=1, le=65535)] = 25
+    smtp_from: str | None = None
+    smtp_to: list[str] = Field(default_factory=list)
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+
+
+class EscalationSettings(_Section):
+    triggers: list[str] = Field(default_factory=lambda: list(DEFAULT_TRIGGERS))
+    timeout_s: Annotated[float, Field(gt=0)] = 7200.0
+
+
+class ReviewSettings(_Section):
+    result_limit: Annotated[int, Field(ge=0)] = 500
+
+
+class ConsoleSettings(_Section):
+    bell: bool = True  # ring the terminal bell for new high-risk requests
+    notify_risks: list[str] = Field(default_factory=lambda: ["high", "critical"])
+    theme: str | None = None
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8750
+    max_body_bytes: Annotated[int, Field(gt=0)] = 1024 * 1024
+    prevent_self_review: bool = True
+
+
+class Settings(_Section):
+    store: str | None = None  # path or URL of the embedded store
+    server: str | None = None  # URL of a shared `hitl serve`
+    token: str | None = None
+    reviewer: str | None = None  # who decides from this machine (default: the OS user)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
+    escalation: EscalationSettings = Field(default_factory=EscalationSettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    serve: ServerSettings = Field(default_factory=ServerSettings)
+
+
+def config_path() -> Path:
+    env = os.environ.get("HITL_CONFIG")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir(APP_NAME)) / "config.toml"
+
+
+def default_store_path() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(APP_NAME)) / "hitl.db"
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    for p in parts[:-1]:
+        data = data.setdefault(p, {})
+    data[parts[-1]] = value
+
+
+def _describe(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{source}: {key}: {msg}{more}"
+
+
+def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """File, then environment, then ``overrides`` (flags; ``None`` values are ignored)."""
+    path = path or config_path()
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            with path.open("rb") as fh:
+                data = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        try:
+            Settings.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, str(path))) from None
+    for env, key in ENV_KEYS.items():
+        value = os.environ.get(env)
+        if value:
+            _set_dotted(data, key, value)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(data, key, value)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, "settings (file, HITL_* environment or flags)")) from None

@@ -1,0 +1,955 @@
+"""SQLite store: WAL, ``BEGIN IMMEDIATE`` writes, ``synchronous=FULL``, migrations on open.
+
+All SQL runs on one worker thread that owns the connection, so the asyncio loop never blocks on
+the database. A second, tiny thread watches ``PRAGMA data_version`` while anyone is waiting for
+changes: that is the cross-process change signal (another process's commit shows up within one
+tick, about 10 ms) and it costs one cheap pragma per tick only while there are listeners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..errors import Conflict, InvalidInput, NotFound, StoreUnavailable, decided_conflict
+from ..models import (
+    RISK_ORDER,
+    ApprovalRequest,
+    ApprovalVote,
+    Capability,
+    DecisionIn,
+    Escalation,
+    EscalationCreate,
+    EscalationMessage,
+    EscalationStatus,
+    Event,
+    EventKind,
+    MessageRole,
+    Page,
+    RequestCreate,
+    RequestStatus,
+    ReviewCreate,
+    ReviewItem,
+    ReviewMark,
+    Risk,
+    Rule,
+    Stage,
+    StageChange,
+)
+from .base import GENESIS_HASH, AuditReport, Store, event_hash
+from .schema import SQLITE_MIGRATIONS
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+
+WATCH_INTERVAL = 0.01  # seconds between data_version checks while someone listens
+
+
+def _ts(dt: datetime | None) -> float | None:
+    return None if dt is None else dt.timestamp()
+
+
+def _dt(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class ChangeNotifier:
+    """Fans the newest sequence number out to asyncio waiters on any loop, from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[int], int]] = []
+
+    @property
+    def seq(self) -> int:
+        return self._seq
+
+    @property
+    def listening(self) -> bool:
+        return bool(self._waiters)
+
+    def publish(self, seq: int) -> None:
+        with self._lock:
+            if seq <= self._seq:
+                return
+            self._seq = seq
+            ready = [w for w in self._waiters if w[2] < seq]
+            self._waiters = [w for w in self._waiters if w[2] >= seq]
+        for loop, fut, _ in ready:
+            try:
+                loop.call_soon_threadsafe(_resolve, fut, seq)
+            except RuntimeError:  # that loop is closed
+                pass
+
+    async def wait(self, after: int, timeout: float) -> int:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[int] = loop.create_future()
+        with self._lock:
+            if self._seq > after:
+                return self._seq
+            entry = (loop, fut, after)
+            self._waiters.append(entry)
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            return self._seq
+        finally:
+            with self._lock:
+                if entry in self._waiters:
+                    self._waiters.remove(entry)
+
+
+def _resolve(fut: asyncio.Future[int], seq: int) -> None:
+    if not fut.done():
+        fut.set_result(seq)
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: str | Path, *, clock: Clock | None = None, prevent_self_review: bool = True) -> None:
+        self.path = Path(path).expanduser()
+        self.url = f"sqlite:///{self.path}"
+        self.clock: Clock = clock or _system_clock  # type: ignore[method-assign]
+        self._inode: tuple[int, int] | None = None
+        self.prevent_self_review = prevent_self_review
+        self._exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hitl-sqlite")
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+        self.notifier = ChangeNotifier()
+        self._watcher: threading.Thread | None = None
+        self._watch_stop = threading.Event()
+        self._open_error: BaseException | None = None
+        try:
+            self._exec.submit(self._open).result()
+        except sqlite3.Error as exc:
+            self._exec.shutdown(wait=False)
+            raise StoreUnavailable(f"cannot open store {self.path}: {exc}") from exc
+
+    # ================================================================= plumbing
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout = 60000")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    def _open(self) -> None:
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._connect()
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal" and str(self.path) != ":memory:":
+            raise sqlite3.OperationalError(f"could not switch {self.path} to WAL (got {mode})")
+        conn.execute("PRAGMA synchronous = FULL")
+        self._conn = conn
+        self._migrate(conn)
+        if str(self.path) != ":memory:":
+            st = os.stat(self.path)
+            self._inode = (st.st_dev, st.st_ino)
+        row = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        self.notifier.publish(int(row[0]))
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version >= len(SQLITE_MIGRATIONS):
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            for i, script in enumerate(SQLITE_MIGRATIONS[version:], start=version + 1):
+                for stmt in _split_sql(script):
+                    conn.execute(stmt)
+                conn.execute(f"PRAGMA user_version = {i}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._exec, fn, *args)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"store error ({self.path}): {exc}") from exc
+        except RuntimeError as exc:  # executor shut down under us
+            raise StoreUnavailable(f"the store is closed: {exc}") from exc
+
+    def _write(self, fn: Callable[[sqlite3.Connection, list[tuple[Any, ...]]], T]) -> T:
+        """Run ``fn`` in one ``BEGIN IMMEDIATE`` transaction. ``fn`` appends events to the list
+        it is given; they are written in the same transaction and published after commit."""
+        conn = self._conn
+        assert conn is not None
+        self._begin(conn)
+        events: list[tuple[Any, ...]] = []
+        try:
+            result = fn(conn, events)
+            last = self._append_events(conn, events)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        if last:
+            self.notifier.publish(last)
+        return result
+
+    @staticmethod
+    def _begin(conn: sqlite3.Connection) -> None:
+        # busy_timeout covers lock waits; retry a little longer on a stubborn SQLITE_BUSY.
+        for attempt in range(20):
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                time.sleep(min(0.05 * (attempt + 1), 0.5))
+        conn.execute("BEGIN IMMEDIATE")
+
+    def _append_events(self, conn: sqlite3.Connection, events: list[tuple[Any, ...]]) -> int:
+        if not events:
+            return 0
+        row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (int(row[0]), row[1]) if row else (0, GENESIS_HASH)
+        at = _ts(self.clock())
+        rows = []
+        for kind, subject, actor, payload in events:
+            seq += 1
+            text = _dumps(payload)
+            h = event_hash(prev, seq, at, str(kind), subject, actor, text)
+            rows.append((seq, at, str(kind), subject, actor, text, prev, h))
+            prev = h
+        conn.executemany(
+            "INSERT INTO events(seq, at, kind, subject, actor, payload, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)",
+            rows,
+        )
+        return seq
+
+    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        assert self._conn is not None
+        return fn(self._conn)
+
+    # ================================================================= change signal
+    def _ensure_watcher(self) -> None:
+        if self._watcher is not None and self._watcher.is_alive():
+            return
+        self._watch_stop.clear()
+        self._watcher = threading.Thread(target=self._watch, name="hitl-sqlite-watch", daemon=True)
+        self._watcher.start()
+
+    def _watch(self) -> None:
+        try:
+            conn = self._connect()
+        except sqlite3.Error:
+            return
+        try:
+            last_version = None
+            idle_since = time.monotonic()
+            while not self._watch_stop.is_set():
+                if self.notifier.listening:
+                    idle_since = time.monotonic()
+                    version = conn.execute("PRAGMA data_version").fetchone()[0]
+                    if version != last_version:
+                        last_version = version
+                        row = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+                        self.notifier.publish(int(row[0]))
+                elif time.monotonic() - idle_since > 5.0:
+                    break  # nobody listening for a while: stop; the next waiter restarts us
+                self._watch_stop.wait(WATCH_INTERVAL)
+        except sqlite3.Error:
+            pass
+        finally:
+            conn.close()
+
+    async def check(self) -> None:
+        def probe(conn: sqlite3.Connection) -> None:
+            if self._inode is not None:
+                try:
+                    st = os.stat(self.path)
+                except OSError as exc:
+                    raise StoreUnavailable(f"the store file {self.path} is gone: {exc.strerror}") from None
+                if (st.st_dev, st.st_ino) != self._inode:
+                    raise StoreUnavailable(f"the store file {self.path} was replaced")
+            conn.execute("SELECT 1").fetchone()
+
+        await self._run(self._read, probe)
+
+    async def wait_for_change(self, after_seq: int, timeout: float) -> int:
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+        self._ensure_watcher()
+        return await self.notifier.wait(after_seq, timeout)
+
+    # ================================================================= requests
+    def _request_from_row(self, r: sqlite3.Row) -> ApprovalRequest:
+        return ApprovalRequest(
+            id=r["id"],
+            agent=r["agent"],
+            tool=r["tool"],
+            args=json.loads(r["args"]),
+            summary=r["summary"],
+            context=r["context"],
+            risk=Risk(r["risk"]),
+            confidence=r["confidence"],
+            policy_reason=r["policy_reason"],
+            irreversible=bool(r["irreversible"]),
+            status=RequestStatus(r["status"]),
+            created_at=_dt(r["created_at"]),
+            expires_at=_dt(r["expires_at"]),
+            decided_at=_dt(r["decided_at"]),
+            decided_by=r["decided_by"],
+            decision_reason=r["decision_reason"],
+            edited_args=json.loads(r["edited_args"]) if r["edited_args"] is not None else None,
+            idempotency_key=r["idempotency_key"],
+            required_approvals=r["required_approvals"],
+            approvals=[ApprovalVote.model_validate(v) for v in json.loads(r["approvals"])],
+        )
+
+    def _get_request(self, conn: sqlite3.Connection, request_id: int) -> ApprovalRequest:
+        row = conn.execute("SELECT * FROM requests WHERE id = ?", (request_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no request with id {request_id}", id=request_id)
+        return self._request_from_row(row)
+
+    async def create_request(self, data: RequestCreate, *, actor: str | None = None) -> ApprovalRequest:
+        def tx(conn: sqlite3.Connection, events: list[tuple[Any, ...]]) -> ApprovalRequest:
+            if data.idempotency_key is not None:
+                row = conn.execute(
+                    "SELECT * FROM requests WHERE idempotency_key = ?", (data.idempotency_key,)
+                ).fetchone()
+                if row is not None:
+                    existing = self._request_from_row(row)
+                    if existing.agent != data.agent or existing.tool != data.tool:
+                        raise Conflict(
+                            f"idempotency key {data.idempotency_key!r} was already used for request "
+                            f"{existing.id} ({existing.agent}/{existing.tool})",
+                            id=existing.id,
+                        )
+                    return existing
+            now = self.clock()
+            created = _ts(now)
+            expires = created + data.timeout_s if data.timeout_s else None
+            cur = conn.execute(
+                """INSERT INTO requests(agent, tool, args, summary, context, risk, risk_rank, confidence,
+                       policy_reason, irreversible, status, created_at, expires_at, idempotency_key,
+                       required_approvals, approvals)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,'pending',?,?,?,?,'[]')""",
+                (
+                    data.agent,
+                    data.tool,
+                    _dumps(data.args),
+                    data.summary,
+                    data.context,
+                    data.risk.value,
+                    RISK_ORDER[data.risk],
+                    data.confidence,
+                    data.policy_reason,
+                    int(data.irreversible),
+                    created,
+                    expires,
+                    data.idempotency_key,
+                    data.required_approvals,
+                ),
+            )
+            req = self._get_request(conn, int(cur.lastrowid))
+            events.append((EventKind.request_created, f"request:{req.id}", actor or data.agent, req.model_dump(mode="json")))
+            return req
+
+        return await self._run(self._write, tx)
+
+    async def get_request(self, request_id: int) -> ApprovalRequest:
+        return await self._run(self._read, lambda c: self._get_request(c, request_id))
+
+    async def list_requests(
+        self,
+        status: RequestStatus | None = RequestStatus.pending,
+        *,
+        agent: str | None = None,
+        tool: str | None = None,
+        search: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> Page:
+        where, params = [], []
+        if status is not None:
+            where.append("status = ?")
+            params.append(RequestStatus(status).value)
+        if agent:
+            where.append("agent = ?")
+            params.append(agent)
+        if tool:
+            where.append("tool = ?")
+            params.append(tool)
+        if search:
+            where.append("(instr(lower(tool), ?) > 0 OR instr(lower(agent), ?) > 0 OR instr(lower(COALESCE(summary,'')), ?) > 0)")
+            s = search.lower()
+            params += [s, s, s]
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+
+        def q(conn: sqlite3.Connection) -> Page:
+            total = conn.execute(f"SELECT COUNT(*) FROM requests {clause}", params).fetchone()[0]
+            rows = conn.execute(
+                f"SELECT * FROM requests {clause} ORDER BY risk_rank DESC, id DESC LIMIT ? OFFSET ?",
+                [*params, max(0, limit), max(0, offset)],
+            ).fetchall()
+            return Page(items=[self._request_from_row(r) for r in rows], total=total)
+
+        return await self._run(self._read, q)
+
+    def _expire_if_due(self, conn: sqlite3.Connection, req: ApprovalRequest, now: datetime, events: list[Any]) -> ApprovalRequest:
+        if req.status is RequestStatus.pending and req.expires_at is not None and now >= req.expires_at:
+            cur = conn.execute(
+                "UPDATE requests SET status='expired', decided_at=?, decided_by=NULL, decision_reason=? "
+                "WHERE id=? AND status='pending'",
+                (_ts(req.expires_at), "no decision before the deadline", req.id),
+            )
+            if cur.rowcount == 1:
+                req = self._get_request(conn, req.id)
+                events.append((EventKind.request_expired, f"request:{req.id}", "system", req.model_dump(mode="json")))
+        return req
+
+    async def decide(self, request_id: int, decision: DecisionIn, reviewer: str) -> ApprovalRequest:
+        if not reviewer:
+            raise InvalidInput("a decision needs the reviewer's name")
+
+        def tx(conn: sqlite3.Connection, events: list[Any]) -> ApprovalRequest | Conflict:
+            now = self.clock()
+            req = self._get_request(conn, request_id)
+            req = self._expire_if_due(conn, req, now, events)
+            if req.status is not RequestStatus.pending:
+                # A retry of the same decision by the same person is answered, not refused.
+                same = (
+                    (req.status is RequestStatus.approved and decision.decision == "approve")
+                    or (req.status is RequestStatus.denied and decision.decision == "deny")
+                ) and any(v.reviewer == reviewer and v.decision == decision.decision for v in req.approvals)
+                if same:
+                    return req
+                return decided_conflict(req.status.value, req.decided_by, req.decided_at, req.id)
+            if self.prevent_self_review and reviewer == req.agent:
+                raise Conflict(
+                    f"{reviewer} filed request {req.id} and cannot decide it (self-review is not allowed)",
+                    id=req.id,
+                )
+            if any(v.reviewer == reviewer for v in req.approvals):
+                raise Conflict(
+                    f"{reviewer} already voted on request {req.id}; it needs "
+                    f"{req.required_approvals} approvals from different reviewers",
+                    id=req.id,
+                )
+            vote = ApprovalVote(
+                reviewer=reviewer, decision=decision.decision, reason=decision.reason, at=now,
+                edited_args=decision.edited_args,
+            )
+            votes = [*req.approvals, vote]
+            approvals = sum(1 for v in votes if v.decision == "approve")
+            votes_json = _dumps([v.model_dump(mode="json") for v in votes])
+            if decision.decision == "deny" or approvals >= req.required_approvals:
+                status = "denied" if decision.decision == "deny" else "approved"
+                edited = decision.edited_args
+                if edited is None and status == "approved":
+                    # a quorum keeps an earlier voter's edit
+                    edited = next((v.edited_args for v in reversed(votes) if v.edited_args is not None), None)
+                cur = conn.execute(
+                    "UPDATE requests SET status=?, decided_at=?, decided_by=?, decision_reason=?, edited_args=?, "
+                    "approvals=? WHERE id=? AND status='pending'",
+                    (status, _ts(now), reviewer, decision.reason,
+                     _dumps(edited) if edited is not None else None, votes_json, req.id),
+                )
+                kind = EventKind.request_decided
+            else:
+                cur = conn.execute(
+                    "UPDATE requests SET approvals=? WHERE id=? AND status='pending'", (votes_json, req.id)
+                )
+                kind = EventKind.request_voted
+            if cur.rowcount != 1:  # cannot happen under BEGIN IMMEDIATE; refuse rather than guess
+                raise Conflict(f"request {req.id} changed while deciding; try again", id=req.id)
+            req = self._get_request(conn, req.id)
+            payload = req.model_dump(mode="json")
+            payload["vote"] = vote.model_dump(mode="json")
+            events.append((kind, f"request:{req.id}", reviewer, payload))
+            return req
+
+        # A conflict found after expiring in the same transaction must still commit the expiry,
+        # so the transaction returns the error and we raise it after commit.
+        result = await self._run(self._write, tx)
+        if isinstance(result, Conflict):
+            raise result
+        return result
+
+    async def cancel_request(self, request_id: int, actor: str, reason: str | None = None) -> ApprovalRequest:
+        def tx(conn: sqlite3.Connection, events: list[Any]) -> ApprovalRequest | Conflict:
+            req = self._get_request(conn, request_id)
+            req = self._expire_if_due(conn, req, self.clock(), events)
+            if req.status is not RequestStatus.pending:
+                if req.status is RequestStatus.cancelled:
+                    return req
+                return decided_conflict(req.status.value, req.decided_by, req.decided_at, req.id)
+            conn.execute(
+                "UPDATE requests SET status='cancelled', decided_at=?, decided_by=?, decision_reason=? "
+                "WHERE id=? AND status='pending'",
+                (_ts(self.clock()), actor, reason, req.id),
+            )
+            req = self._get_request(conn, req.id)
+            events.append((EventKind.request_cancelled, f"request:{req.id}", actor, req.model_dump(mode="json")))
+            return req
+
+        result = await self._run(self._write, tx)
+        if isinstance(result, Conflict):
+            raise result
+        return result
+
+    async def expire_due(self, now: datetime | None = None) -> list[ApprovalRequest]:
+        def tx(conn: sqlite3.Connection, events: list[Any]) -> list[ApprovalRequest]:
+            at = now or self.clock()
+            rows = conn.execute(
+                "SELECT * FROM requests WHERE status='pending' AND expires_at IS NOT NULL AND expires_at <= ?",
+                (_ts(at),),
+            ).fetchall()
+            out = []
+            for r in rows:
+                req = self._expire_if_due(conn, self._request_from_row(r), at, events)
+                if req.status is RequestStatus.expired:
+                    out.append(req)
+            return out
+
+        return await self._run(self._write, tx)
+
+    # ================================================================= escalations
+    def _get_escalation(self, conn: sqlite3.Connection, escalation_id: int) -> Escalation:
+        r = conn.execute("SELECT * FROM escalations WHERE id = ?", (escalation_id,)).fetchone()
+        if r is None:
+            raise NotFound(f"no escalation with id {escalation_id}", id=escalation_id)
+        msgs = conn.execute(
+            "SELECT author, role, text, at FROM escalation_messages WHERE escalation_id = ? ORDER BY id",
+            (escalation_id,),
+        ).fetchall()
+        return Escalation(
+            id=r["id"],
+            agent=r["agent"],
+            message=r["message"],
+            context=r["context"],
+            status=EscalationStatus(r["status"]),
+            created_at=_dt(r["created_at"]),
+            updated_at=_dt(r["updated_at"]),
+            request_id=r["request_id"],
+            messages=[
+                EscalationMessage(author=m["author"], role=MessageRole(m["role"]), text=m["text"], at=_dt(m["at"]))
+                for m in msgs
+            ],
+        )
+
+    async def create_escalation(self, data: EscalationCreate) -> Escalation:
+        def tx(conn: sqlite3.Connection, events: list[Any]) -> Escalation:
+            now = _ts(self.clock())
+            cur = conn.execute(
+                "INSERT INTO escalations(agent, message, context, status, created_at, updated_at, request_id) "
+                "VALUES (?,?,?,'open',?,?,?)",
+                (data.agent, data.message, data.context, now, now, data.request_id),
+            )
+            eid = int(cur.lastrowid)
+            conn.execute(
+                "INSERT INTO escalation_messages(escalation_id, author, role, text, at) VALUES (?,?,?,?,?)",
+                (eid, data.agent, MessageRole.agent.value, data.message, now),
+            )
+            esc = self._get_escalation(conn, eid)
+            events.append((EventKind.escalation_opened, f"escalation:{eid}", data.agent, esc.model_dump(mode="json")))
+            return esc
+
+        return await self._run(self._write, tx)
+
+    async def get_escalation(self, escalation_id: int) -> Escalation:
+        return await self._run(self._read, lambda c: self._get_escalation(c, escalation_id))
+
+    async def list_escalations(
+        self, status: EscalationStatus | None = None, *, agent: str | None = None, offset: int = 0, limit: int = 100
+    ) -> Page:
+        where, params = [], []
+        if status is not None:
+            where.append("status = ?")
+            params.append(EscalationStatus(status).value)
+        if agent:
+            where.append("agent = ?")
+            params.append(agent)
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+
+        def q(conn: sqlite3.Connection) -> Page:
+            total = conn.execute(f"SELECT COUNT(*) FROM escalations {clause}", params).fetchone()[0]
+            ids = conn.execute(
+                f"SELECT id FROM escalations {clause} ORDER BY (status IN ('open','answered')) DESC, "
+                f"updated_at DESC, id DESC LIMIT ? OFFSET ?",
+                [*params, max(0, limit), max(0, offset)],
+            ).fetchall()
+            return Page(items=[self._get_escalation(conn, r[0]) for r in ids], total=total)
+
+        return await self._run(self._read, q)
+
+    async def post_message(self, escalation_id: int, text: str, author: str, role: MessageRole) -> Escalation:
+        if not text:
+            raise InvalidInput("a message needs text")
+
+        def tx(conn: sqlite3.Connection, events: list[Any]) -> Escalation:
+            esc = self._get_escalation(conn, escalation_id)
+            if esc.status in (EscalationStatus.resolved, EscalationStatus.taken_over) and role is MessageRole.agent:
+                raise Conflict(f"escalation {escalation_id} is {esc.status.value}; the agent can no longer post to it")
+            if esc.status is EscalationStatus.resolved:
+                raise Conflict(f"escalation {escalation_id} is resolved", id=escalation_id)
+            now = _ts(self.clock())
+            conn.execute(
+                "INSERT INTO escalation_messages(escalation_id, author, role, text, at) VALUES (?,?,?,?,?)",
+                (escalation_id, author, MessageRole(role).value, text, now),
+            )
+            new_status = esc.status
+            if role is MessageRole.human and esc.status is EscalationStatus.open:
+                new_status = EscalationStatus.answered
+            elif role is MessageRole.agent and esc.status is EscalationStatus.answered:
+                new_status = EscalationStatus.open  # the agent asks again
+            conn.execute("UPDATE escalations SET status=?, updated_at=? WHERE id=?", (new_status.value, now, escalation_id))
+            esc = self._get_escalation(conn, escalation_id)
+            payload = esc.model_dump(mode="json")
+            payload["new_message"] = esc.messages[-1].model_dump(mode="json")
+            events.append((EventKind.escalation_message, f"escalation:{escalation_id}", author, payload))
+            return esc
+
+        return await self._run(self._write, tx)
+
+    async def set_escalation_status(
+        self, escalation_id: int, status: EscalationStatus, actor: str, note: str | None = None
+    ) -> Escalation:
+        status = EscalationStatus(status)
+
+        def tx(conn: sqlite3.Connection, events: list[Any]) -> Escalation:
+            esc = self._get_escalation(conn, escalation_id)
+            if esc.status is EscalationStatus.resolved and status is not EscalationStatus.resolved:
+                raise Conflict(f"escalation {escalation_id} is already resolved", id=escalation_id)
+            if esc.status is status:
+                return esc
+            now = _ts(self.clock())
+            conn.execute("UPDATE escalations SET status=?, updated_at=? WHERE id=?", (status.value, now, escalation_id))
+            esc = self._get_escalation(conn, escalation_id)
+            payload = esc.model_dump(mode="json")
+            payload["note"] = note
+            events.append((EventKind.escalation_status, f"escalation:{escalation_id}", actor, payload))
+            return esc
+
+        return await self._run(self._write, tx)
+
+    # ================================================================= review items
+    @staticmethod
+    def _review_from_row(r: sqlite3.Row) -> ReviewItem:
+        return ReviewItem(
+            id=r["id"],
+            agent=r["agent"],
+            tool=r["tool"],
+            args=json.loads(r["args"]),
+            result=r["result"],
+            result_length=r["result_length"],
+            created_at=_dt(r["created_at"]),
+            reviewed=bool(r["reviewed"]),
+            verdict=r["verdict"],
+            reviewer=r["reviewer"],
+            reviewed_at=_dt(r["reviewed_at"]),
+            note=r["note"],
+            request_id=r["request_id"],
+        )
+
+    def _get_review(self, conn: sqlite3.Connection, review_id: int) -> ReviewItem:
+        r = conn.execute("SELECT * FROM reviews WHERE id = ?", (review_id,)).fetchone()
+        if r is None:
+            raise NotFound(f"no review item with id {review_id}", id=review_id)
+        return self._review_from_row(r)
+
+    async def log_review(self, data: ReviewCreate) -> ReviewItem:
+        def tx(conn: sqlite3.Connection, events: list[Any]) -> ReviewItem:
+            cur = conn.execute(
+                "INSERT INTO reviews(agent, tool, args, result, result_length, created_at, reviewed, request_id) "
+                "VALUES (?,?,?,?,?,?,0,?)",
+                (data.agent, data.tool, _dumps(data.args), data.result[: data.result_limit], len(data.result),
+                 _ts(self.clock()), data.request_id),
+            )
+            item = self._get_review(conn, int(cur.lastrowid))
+            events.append((EventKind.review_logged, f"review:{item.id}", data.agent, item.model_dump(mode="json")))
+            return item
+
+        return await self._run(self._write, tx)
+
+    async def get_review(self, review_id: int) -> ReviewItem:
+        return await self._run(self._read, lambda c: self._get_review(c, review_id))
+
+    async def list_reviews(
+        self,
+        reviewed: bool | None = None,
+        *,
+        tool: str | None = None,
+        agent: str | None = None,
+        since: datetime | None = None,
+        verdict: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> Page:
+        where, params = [], []
+        if reviewed is not None:
+            where.append("reviewed = ?")
+            params.append(int(reviewed))
+        if tool:
+            where.append("tool = ?")
+            params.append(tool)
+        if agent:
+            where.append("agent = ?")
+            params.append(agent)
+        if since is not None:
+            where.append("created_at >= ?")
+            params.append(_ts(since))
+        if verdict:
+            where.append("verdict = ?")
+            params.append(verdict)
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+
+        def q(conn: sqlite3.Connection) -> Page:
+            total = conn.execute(f"SELECT COUNT(*) FROM reviews {clause}", params).fetchone()[0]
+            rows = conn.execute(
+                f"SELECT * FROM reviews {clause} ORDER BY reviewed ASC, id DESC LIMIT ? OFFSET ?",
+                [*params, max(0, limit), max(0, offset)],
+            ).fetchall()
+            return Page(items=[self._review_from_row(r) for r in rows], total=total)
+
+        return await self._run(self._read, q)
+
+    async def mark_review(self, review_id: int, mark: ReviewMark, reviewer: str) -> ReviewItem:
+        def tx(conn: sqlite3.Connection, events: list[Any]) -> ReviewItem:
+            item = self._get_review(conn, review_id)
+            if item.reviewed and item.verdict == mark.verdict and item.note == mark.note and item.reviewer == reviewer:
+                return item  # a retry: same answer, no second event
+            conn.execute(
+                "UPDATE reviews SET reviewed=1, verdict=?, reviewer=?, reviewed_at=?, note=? WHERE id=?",
+                (mark.verdict.value, reviewer, _ts(self.clock()), mark.note, review_id),
+            )
+            item = self._get_review(conn, review_id)
+            events.append((EventKind.review_marked, f"review:{review_id}", reviewer, item.model_dump(mode="json")))
+            return item
+
+        return await self._run(self._write, tx)
+
+    # ================================================================= capabilities and rules
+    def _get_capability(self, conn: sqlite3.Connection, tool: str, agent: str | None) -> Capability | None:
+        r = conn.execute("SELECT data FROM capabilities WHERE tool = ? AND agent = ?", (tool, agent or "")).fetchone()
+        if r is None:
+            return None
+        cap = Capability.model_validate_json(r["data"])
+        hist = conn.execute(
+            "SELECT at, actor, from_stage, to_stage, reason, forced FROM stage_changes "
+            "WHERE tool = ? AND agent = ? ORDER BY id",
+            (tool, agent or ""),
+        ).fetchall()
+        cap.history = [
+            StageChange(at=_dt(h["at"]), actor=h["actor"], from_stage=h["from_stage"], to_stage=h["to_stage"],
+                        reason=h["reason"], forced=bool(h["forced"]))
+            for h in hist
+        ]
+        return cap
+
+    async def list_capabilities(self) -> list[Capability]:
+        def q(conn: sqlite3.Connection) -> list[Capability]:
+            keys = conn.execute("SELECT tool, agent FROM capabilities ORDER BY tool, agent").fetchall()
+            return [c for k in keys if (c := self._get_capability(conn, k[0], k[1] or None)) is not None]
+
+        return await self._run(self._read, q)
+
+    async def get_capability(self, tool: str, agent: str | None = None) -> Capability:
+        def q(conn: sqlite3.Connection) -> Capability:
+            cap = self._get_capability(conn, tool, agent)
+            if cap is None:
+                who = f" for agent {agent}" if agent else ""
+                raise NotFound(f"no capability {tool!r}{who}", tool=tool)
+            return cap
+
+        return await self._run(self._read, q)
+
+    def _record_stage(
+        self, conn: sqlite3.Connection, cap: Capability, from_stage: Stage | None, actor: str,
+        reason: str | None, forced: bool, events: list[Any],
+    ) -> None:
+        conn.execute(
+            "INSERT INTO stage_changes(tool, agent, at, actor, from_stage, to_stage, reason, forced) VALUES (?,?,?,?,?,?,?,?)",
+            (cap.tool, cap.agent or "", _ts(self.clock()), actor, from_stage.value if from_stage else None,
+             cap.stage.value, reason, int(forced)),
+        )
+        events.append((
+            EventKind.stage_changed,
+            f"capability:{cap.tool}" + (f"@{cap.agent}" if cap.agent else ""),
+            actor,
+            {"tool": cap.tool, "agent": cap.agent, "from": from_stage.value if from_stage else None,
+             "to": cap.stage.value, "reason": reason, "forced": forced},
+        ))
+
+    async def put_capability(self, cap: Capability, actor: str, reason: str | None = None) -> Capability:
+        from ..policy import check_stage_change
+
+        def tx(conn: sqlite3.Connection, events: list[Any]) -> Capability:
+            old = self._get_capability(conn, cap.tool, cap.agent)
+            data = cap.model_copy(update={"history": []})
+            if old is not None and old.stage is not cap.stage:
+                check_stage_change(old, cap.stage, force=False)
+            conn.execute(
+                "INSERT INTO capabilities(tool, agent, data) VALUES (?,?,?) "
+                "ON CONFLICT(tool, agent) DO UPDATE SET data=excluded.data",
+                (cap.tool, cap.agent or "", data.model_dump_json()),
+            )
+            if old is None or old.stage is not cap.stage:
+                self._record_stage(conn, cap, old.stage if old else None, actor, reason, False, events)
+            old_cmp = old.model_copy(update={"history": [], "stage": cap.stage}) if old else None
+            if old_cmp != data:
+                events.append((
+                    EventKind.capability_changed,
+                    f"capability:{cap.tool}" + (f"@{cap.agent}" if cap.agent else ""),
+                    actor,
+                    {**data.model_dump(mode="json"), "reason": reason},
+                ))
+            got = self._get_capability(conn, cap.tool, cap.agent)
+            assert got is not None
+            return got
+
+        return await self._run(self._write, tx)
+
+    async def set_stage(
+        self, tool: str, stage: Stage, actor: str, reason: str | None = None, *, force: bool = False,
+        agent: str | None = None,
+    ) -> Capability:
+        from ..policy import check_stage_change
+
+        stage = Stage(stage)
+
+        def tx(conn: sqlite3.Connection, events: list[Any]) -> Capability:
+            cap = self._get_capability(conn, tool, agent)
+            if cap is None:
+                who = f" for agent {agent}" if agent else ""
+                raise NotFound(f"no capability {tool!r}{who}; add it first (hitl policy preset, or the console)", tool=tool)
+            if cap.stage is stage:
+                return cap
+            check_stage_change(cap, stage, force)
+            forced = bool(force and cap.always_approval and stage is Stage.autonomous)
+            old_stage = cap.stage
+            cap.stage = stage
+            conn.execute(
+                "UPDATE capabilities SET data=? WHERE tool=? AND agent=?",
+                (cap.model_copy(update={"history": []}).model_dump_json(), tool, agent or ""),
+            )
+            self._record_stage(conn, cap, old_stage, actor, reason, forced, events)
+            got = self._get_capability(conn, tool, agent)
+            assert got is not None
+            return got
+
+        return await self._run(self._write, tx)
+
+    async def list_rules(self) -> list[Rule]:
+        def q(conn: sqlite3.Connection) -> list[Rule]:
+            return [Rule.model_validate_json(r[0]) for r in conn.execute("SELECT data FROM rules ORDER BY position")]
+
+        return await self._run(self._read, q)
+
+    async def set_rules(self, rules: list[Rule], actor: str, reason: str | None = None) -> list[Rule]:
+        rules = [Rule.model_validate(r) for r in rules]
+
+        def tx(conn: sqlite3.Connection, events: list[Any]) -> list[Rule]:
+            conn.execute("DELETE FROM rules")
+            conn.executemany(
+                "INSERT INTO rules(position, data) VALUES (?, ?)",
+                [(i, r.model_dump_json()) for i, r in enumerate(rules)],
+            )
+            events.append((EventKind.rules_changed, "rules", actor,
+                           {"rules": [r.model_dump(mode="json") for r in rules], "reason": reason}))
+            return rules
+
+        return await self._run(self._write, tx)
+
+    # ================================================================= events and audit
+    @staticmethod
+    def _event_from_row(r: sqlite3.Row) -> Event:
+        return Event(
+            seq=r["seq"], at=_dt(r["at"]), kind=r["kind"], subject=r["subject"], actor=r["actor"],
+            payload=json.loads(r["payload"]), prev_hash=r["prev_hash"], hash=r["hash"],
+        )
+
+    async def events_after(self, seq: int, limit: int = 1000) -> list[Event]:
+        def q(conn: sqlite3.Connection) -> list[Event]:
+            rows = conn.execute(
+                "SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, max(1, limit))
+            ).fetchall()
+            return [self._event_from_row(r) for r in rows]
+
+        return await self._run(self._read, q)
+
+    async def last_seq(self) -> int:
+        return await self._run(self._read, lambda c: int(c.execute("SELECT COALESCE(MAX(seq),0) FROM events").fetchone()[0]))
+
+    async def verify_audit(self) -> AuditReport:
+        return await self._run(self._read, lambda c: verify_rows(c.execute("SELECT * FROM events ORDER BY seq")))
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._watch_stop.set()
+
+        def shut() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._exec, shut)
+        finally:
+            self._exec.shutdown(wait=False)
+
+    def close_sync(self) -> None:
+        """Close from synchronous code (no running loop)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._watch_stop.set()
+        self._exec.submit(lambda: self._conn and self._conn.close()).result()
+        self._exec.shutdown(wait=True)
+
+
+def verify_rows(rows: Iterable[Any]) -> AuditReport:
+    """Walk the chain: every event's hash must match its content and the previous hash, and
+    sequence numbers must run 1, 2, 3, ... without a gap (a deleted row breaks both)."""
+    problems: list[tuple[int, str]] = []
+    prev = GENESIS_HASH
+    expected = 1
+    checked = 0
+    for r in rows:
+        checked += 1
+        seq = int(r["seq"])
+        if seq != expected:
+            problems.append((seq, f"sequence jumps from {expected - 1} to {seq}: events missing or reordered"))
+        if r["prev_hash"] != prev:
+            problems.append((seq, "previous-hash link broken: an earlier event was edited, deleted or reordered"))
+        h = event_hash(r["prev_hash"], seq, float(r["at"]), r["kind"], r["subject"], r["actor"], r["payload"])
+        if h != r["hash"]:
+            problems.append((seq, "content does not match its hash: this event was edited"))
+        prev = r["hash"]
+        expected = seq + 1
+    return AuditReport(ok=not problems, checked=checked, problems=problems)
+
+
+def _split_sql(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
