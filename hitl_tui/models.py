@@ -344,6 +344,29 @@ class Decision(BaseModel):
     timeout_s: float | None = None
 
 
+# --------------------------------------------------------------------------- API tokens
+
+
+class TokenRole(StrEnum):
+    agent = "agent"  # create requests, escalations, review items; read its own; wait
+    reviewer = "reviewer"  # read all, decide, reply, mark reviews
+    admin = "admin"  # also capabilities, rules and tokens
+
+
+class TokenInfo(BaseModel):
+    """A bearer token's record. The secret itself is never stored, only its SHA-256."""
+
+    name: str
+    role: TokenRole
+    created_at: datetime
+    created_by: str | None = None
+    revoked_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
 # --------------------------------------------------------------------------- events
 
 
@@ -361,6 +384,8 @@ class EventKind(StrEnum):
     capability_changed = "capability.changed"
     stage_changed = "capability.stage"
     rules_changed = "rules.changed"
+    token_created = "token.created"
+    token_revoked = "token.revoked"
 
 
 class Event(BaseModel):

@@ -32,7 +32,9 @@ exit codes:
   64  usage error (bad flags)
 """
 
-COMMAND_MODULES = ["requests", "escalations", "review", "stages", "audit", "config_cmd", "console_cmd", "serve"]
+COMMAND_MODULES = [
+    "requests", "escalations", "review", "stages", "audit", "config_cmd", "console_cmd", "demo_cmd", "serve", "hook",
+]
 
 
 class Parser(argparse.ArgumentParser):

@@ -37,6 +37,8 @@ from ..models import (
     ReviewMark,
     Rule,
     Stage,
+    TokenInfo,
+    TokenRole,
 )
 
 GENESIS_HASH = "0" * 64
@@ -182,6 +184,21 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def set_rules(self, rules: list[Rule], actor: str, reason: str | None = None) -> list[Rule]: ...
+
+    # ----------------------------------------------------------------- API tokens
+    @abc.abstractmethod
+    async def create_token(self, name: str, role: TokenRole, token_hash: str, actor: str) -> TokenInfo:
+        """Conflict when an active token already has that name."""
+
+    @abc.abstractmethod
+    async def list_tokens(self) -> list[TokenInfo]: ...
+
+    @abc.abstractmethod
+    async def revoke_token(self, name: str, actor: str) -> TokenInfo: ...
+
+    @abc.abstractmethod
+    async def find_token(self, token_hash: str) -> TokenInfo | None:
+        """The active token with this hash, or None (unknown or revoked)."""
 
     # ----------------------------------------------------------------- events
     @abc.abstractmethod

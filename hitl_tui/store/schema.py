@@ -106,4 +106,16 @@ SQLITE_MIGRATIONS: list[str] = [
     );
     CREATE INDEX events_by_subject ON events(subject, seq);
     """,
+    # 2: API tokens for the shared server (hashes only)
+    """
+    CREATE TABLE tokens (
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at REAL NOT NULL,
+        created_by TEXT,
+        revoked_at REAL
+    );
+    CREATE UNIQUE INDEX tokens_active_name ON tokens(name) WHERE revoked_at IS NULL;
+    """,
 ]

@@ -44,6 +44,8 @@ from ..models import (
     Rule,
     Stage,
     StageChange,
+    TokenInfo,
+    TokenRole,
 )
 from .base import GENESIS_HASH, AuditReport, Store, event_hash
 from .schema import SQLITE_MIGRATIONS
@@ -879,6 +881,56 @@ class SQLiteStore(Store):
             return rules
 
         return await self._run(self._write, tx)
+
+    # ================================================================= API tokens
+    @staticmethod
+    def _token_from_row(r: sqlite3.Row) -> TokenInfo:
+        return TokenInfo(
+            name=r["name"], role=TokenRole(r["role"]), created_at=_dt(r["created_at"]),
+            created_by=r["created_by"], revoked_at=_dt(r["revoked_at"]),
+        )
+
+    async def create_token(self, name: str, role: TokenRole, token_hash: str, actor: str) -> TokenInfo:
+        role = TokenRole(role)
+
+        def tx(conn: sqlite3.Connection, events: list[Any]) -> TokenInfo:
+            if conn.execute("SELECT 1 FROM tokens WHERE name=? AND revoked_at IS NULL", (name,)).fetchone():
+                raise Conflict(f"an active token named {name!r} exists; revoke it first", name=name)
+            conn.execute(
+                "INSERT INTO tokens(name, role, token_hash, created_at, created_by) VALUES (?,?,?,?,?)",
+                (name, role.value, token_hash, _ts(self.clock()), actor),
+            )
+            row = conn.execute("SELECT * FROM tokens WHERE token_hash=?", (token_hash,)).fetchone()
+            info = self._token_from_row(row)
+            events.append((EventKind.token_created, f"token:{name}", actor, {"name": name, "role": role.value}))
+            return info
+
+        return await self._run(self._write, tx)
+
+    async def list_tokens(self) -> list[TokenInfo]:
+        return await self._run(
+            self._read,
+            lambda c: [self._token_from_row(r) for r in c.execute("SELECT * FROM tokens ORDER BY created_at, name")],
+        )
+
+    async def revoke_token(self, name: str, actor: str) -> TokenInfo:
+        def tx(conn: sqlite3.Connection, events: list[Any]) -> TokenInfo:
+            row = conn.execute("SELECT rowid, * FROM tokens WHERE name=? AND revoked_at IS NULL", (name,)).fetchone()
+            if row is None:
+                raise NotFound(f"no active token named {name!r}", name=name)
+            conn.execute("UPDATE tokens SET revoked_at=? WHERE rowid=?", (_ts(self.clock()), row["rowid"]))
+            info = self._token_from_row(conn.execute("SELECT * FROM tokens WHERE rowid=?", (row["rowid"],)).fetchone())
+            events.append((EventKind.token_revoked, f"token:{name}", actor, {"name": name, "role": info.role.value}))
+            return info
+
+        return await self._run(self._write, tx)
+
+    async def find_token(self, token_hash: str) -> TokenInfo | None:
+        def q(conn: sqlite3.Connection) -> TokenInfo | None:
+            r = conn.execute("SELECT * FROM tokens WHERE token_hash=? AND revoked_at IS NULL", (token_hash,)).fetchone()
+            return None if r is None else self._token_from_row(r)
+
+        return await self._run(self._read, q)
 
     # ================================================================= events and audit
     @staticmethod
