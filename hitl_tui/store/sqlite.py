@@ -140,9 +140,10 @@ class SQLiteStore(Store):
         self._open_error: BaseException | None = None
         try:
             self._exec.submit(self._open).result()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             self._exec.shutdown(wait=False)
-            raise StoreUnavailable(f"cannot open store {self.path}: {exc}") from exc
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise StoreUnavailable(f"cannot open store {self.path}: {detail}") from None
 
     # ================================================================= plumbing
     def _connect(self) -> sqlite3.Connection:
