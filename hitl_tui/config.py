@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -76,6 +76,16 @@ class ServerSettings(_Section):
     prevent_self_review: bool = True
 
 
+class AutonomySettings(_Section):
+    """Evidence-driven promotion and demotion (see ``hitl stages suggest``)."""
+
+    window_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    min_approvals: Annotated[int, Field(ge=1)] = 50
+    demote_on_flag: Literal["suggest", "act", "off"] = "act"
+    calibration_target: Annotated[float, Field(gt=0, lt=1)] = 0.01  # max denial rate of autonomous actions
+    calibration_min_sample: Annotated[int, Field(ge=1)] = 30
+
+
 class Settings(_Section):
     store: str | None = None  # path or URL of the embedded store
     server: str | None = None  # URL of a shared `hitl serve`
@@ -87,6 +97,7 @@ class Settings(_Section):
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     serve: ServerSettings = Field(default_factory=ServerSettings)
+    autonomy: AutonomySettings = Field(default_factory=AutonomySettings)
 
 
 def config_path() -> Path:
