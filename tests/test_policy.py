@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -588,3 +590,45 @@ def test_property_confidence_never_loosens_the_no_confidence_route(call, confide
     c = engine.capability(tool, agent)
     if c is None or not c.confidence_routed:
         assert ROUTE_STRICTNESS[with_conf] >= ROUTE_STRICTNESS[without]
+
+
+def _reference_regex(spec: str, wildcard: str) -> re.Pattern[str]:
+    if not spec.strip("*"):  # `Q(*)` is `Q`: every call
+        return re.compile(".*", re.DOTALL)
+    glob = spec[:-2] + "*" if spec.endswith(":*") else spec
+    return re.compile(wildcard.join(re.escape(part) for part in glob.split("*")), re.DOTALL)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    specs=st.lists(
+        st.tuples(st.text(alphabet="ab*:", min_size=1, max_size=5), st.sampled_from(["deny", "allow"])),
+        min_size=1,
+        max_size=14,
+    ),
+    subject=st.text(alphabet="ab:; ", max_size=9),
+    key=st.sampled_from(["query", "command"]),
+)
+def test_property_first_matching_rule_agrees_with_a_naive_reference(specs, subject, key) -> None:
+    """The grouped, prefiltered matcher names the same rule as trying each rule in order."""
+    rules = [Rule(pattern=f"Q({spec})", effect=RuleEffect(effect)) for spec, effect in specs]
+    d = PolicyEngine([cap("Q", Stage.approval)], rules).decide("Q", {key: subject})
+    whole = subject.strip() if key == "command" else subject
+    parts = [whole]
+    if key == "command":
+        parts += [p.strip() for p in re.split(r"[;&|`\n\r()]+", whole) if p.strip()]
+    safe = r"[^;&|`\n\r>()]*" if key == "command" else ".*"
+    denied = [
+        r
+        for r in rules
+        if r.effect is RuleEffect.deny and any(_reference_regex(r.pattern[2:-1], ".*").fullmatch(p) for p in parts)
+    ]
+    allowed = [
+        r for r in rules if r.effect is RuleEffect.allow and _reference_regex(r.pattern[2:-1], safe).fullmatch(whole)
+    ]
+    if denied:
+        assert (d.route, d.rule) == (Route.blocked, denied[0].pattern)
+    elif allowed:
+        assert (d.route, d.rule) == (Route.autonomous, allowed[0].pattern)
+    else:
+        assert (d.route, d.rule) == (Route.approval, None)
