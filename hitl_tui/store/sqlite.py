@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -119,6 +121,14 @@ class ChangeNotifier:
                     self._waiters.remove(entry)
 
 
+@dataclass(slots=True)
+class _Job:
+    kind: str  # "write": fn(conn, events) inside the shared transaction; "call": fn(*args)
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    fut: Future[Any]
+
+
 def _resolve(fut: asyncio.Future[int], seq: int) -> None:
     if not fut.done():
         fut.set_result(seq)
@@ -131,17 +141,18 @@ class SQLiteStore(Store):
         self.clock: Clock = clock or _system_clock  # type: ignore[method-assign]
         self._inode: tuple[int, int] | None = None
         self.prevent_self_review = prevent_self_review
-        self._exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hitl-sqlite")
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._conn: sqlite3.Connection | None = None
         self._closed = False
         self.notifier = ChangeNotifier()
         self._watcher: threading.Thread | None = None
         self._watch_stop = threading.Event()
-        self._open_error: BaseException | None = None
+        self._worker = threading.Thread(target=self._work, name="hitl-sqlite", daemon=True)
+        self._worker.start()
         try:
-            self._exec.submit(self._open).result()
+            self._submit("call", self._open, ()).result()
         except (sqlite3.Error, OSError) as exc:
-            self._exec.shutdown(wait=False)
+            self._jobs.put(None)
             detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise StoreUnavailable(f"cannot open store {self.path}: {detail}") from None
 
@@ -185,35 +196,111 @@ class SQLiteStore(Store):
             conn.execute("ROLLBACK")
             raise
 
+    # All SQL runs on one worker thread that owns the connection. Consecutive writes queued while
+    # a commit is in flight are grouped into one transaction (each in its own SAVEPOINT, so one
+    # failing write rolls back alone): one fsync acknowledges many writes, and every write is
+    # durable (synchronous=FULL) before its caller hears back.
+    def _submit(self, kind: str, fn: Callable[..., Any], args: tuple[Any, ...]) -> Future[Any]:
+        fut: Future[Any] = Future()
+        self._jobs.put(_Job(kind, fn, args, fut))
+        return fut
+
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._closed:
             raise StoreUnavailable("the store is closed")
-        loop = asyncio.get_running_loop()
+        if fn == self._write:
+            fut = self._submit("write", args[0], ())
+        else:
+            fut = self._submit("call", fn, args)
         try:
-            return await loop.run_in_executor(self._exec, fn, *args)
+            return await asyncio.wrap_future(fut)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"store error ({self.path}): {exc}") from exc
-        except RuntimeError as exc:  # executor shut down under us
-            raise StoreUnavailable(f"the store is closed: {exc}") from exc
 
     def _write(self, fn: Callable[[sqlite3.Connection, list[tuple[Any, ...]]], T]) -> T:
-        """Run ``fn`` in one ``BEGIN IMMEDIATE`` transaction. ``fn`` appends events to the list
-        it is given; they are written in the same transaction and published after commit."""
+        """Marker: ``_run(self._write, tx)`` queues ``tx`` as a write (see ``_flush``)."""
+        raise AssertionError("writes go through _run")
+
+    def _work(self) -> None:
+        stop = False
+        while not stop:
+            job = self._jobs.get()
+            if job is None:
+                break
+            batch = [job]
+            while len(batch) < 256:
+                try:
+                    nxt = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            writes: list[_Job] = []
+            for j in batch:
+                if j.kind == "write":
+                    writes.append(j)
+                    continue
+                self._flush(writes)
+                writes = []
+                if j.fut.set_running_or_notify_cancel():
+                    try:
+                        j.fut.set_result(j.fn(*j.args))
+                    except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                        j.fut.set_exception(exc)
+            self._flush(writes)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _flush(self, writes: list[_Job]) -> None:
+        if not writes:
+            return
         conn = self._conn
-        assert conn is not None
-        self._begin(conn)
-        events: list[tuple[Any, ...]] = []
+        if conn is None:
+            for j in writes:
+                j.fut.set_exception(StoreUnavailable("the store is closed"))
+            return
         try:
-            result = fn(conn, events)
-            last = self._append_events(conn, events)
+            self._begin(conn)
+        except BaseException as exc:  # noqa: BLE001
+            for j in writes:
+                j.fut.set_exception(exc)
+            return
+        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        last = 0
+        for j in writes:
+            conn.execute("SAVEPOINT w")
+            events: list[tuple[Any, ...]] = []
+            try:
+                result = j.fn(conn, events)
+                last = max(last, self._append_events(conn, events))
+                conn.execute("RELEASE w")
+                outcomes.append((j, result, None))
+            except BaseException as exc:  # noqa: BLE001 - this write alone fails
+                if not conn.in_transaction:  # SQLite rolled the whole transaction back
+                    for other in writes:
+                        other.fut.set_exception(exc)
+                    return
+                conn.execute("ROLLBACK TO w")
+                conn.execute("RELEASE w")
+                outcomes.append((j, None, exc))
+        try:
             conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:  # noqa: BLE001 - nothing in the batch is durable
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            raise
+            for j in writes:
+                j.fut.set_exception(exc)
+            return
         if last:
             self.notifier.publish(last)
-        return result
+        for j, result, exc in outcomes:
+            if exc is None:
+                j.fut.set_result(result)
+            else:
+                j.fut.set_exception(exc)
 
     @staticmethod
     def _begin(conn: sqlite3.Connection) -> None:
@@ -961,16 +1048,8 @@ class SQLiteStore(Store):
             return
         self._closed = True
         self._watch_stop.set()
-
-        def shut() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._exec, shut)
-        finally:
-            self._exec.shutdown(wait=False)
+        self._jobs.put(None)
+        await asyncio.to_thread(self._worker.join, 30)
 
     def close_sync(self) -> None:
         """Close from synchronous code (no running loop)."""
@@ -978,8 +1057,8 @@ class SQLiteStore(Store):
             return
         self._closed = True
         self._watch_stop.set()
-        self._exec.submit(lambda: self._conn and self._conn.close()).result()
-        self._exec.shutdown(wait=True)
+        self._jobs.put(None)
+        self._worker.join(30)
 
 
 def verify_rows(rows: Iterable[Any]) -> AuditReport:
