@@ -87,7 +87,7 @@ async def make_store(store_kind: str, tmp_path: Path) -> AsyncIterator[Callable[
 
 
 @pytest.fixture
-async def store(make_store, clock):  # noqa: ANN001
+async def store(make_store, clock):
     return make_store(clock=clock)
 
 

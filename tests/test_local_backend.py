@@ -36,7 +36,7 @@ async def backend(db_path: Path):
     await b.close()
 
 
-def req(**kw) -> RequestCreate:  # noqa: ANN003
+def req(**kw) -> RequestCreate:
     return RequestCreate(**{"agent": "bot", "tool": "deploy", "args": {"v": 1}, "timeout_s": 60, **kw})
 
 
@@ -60,10 +60,22 @@ async def test_wait_returns_decision_made_by_another_process(db_path: Path, back
     waiter = asyncio.create_task(backend.wait_for_request(r.id, timeout=60))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HITL_CONFIG": str(db_path.parent / "none.toml")}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "hitl_tui", "--store", str(db_path), "--as", "carol", "deny", str(r.id),
-        "--reason", "wrong window", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "hitl_tui",
+        "--store",
+        str(db_path),
+        "--as",
+        "carol",
+        "deny",
+        str(r.id),
+        "--reason",
+        "wrong window",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-    out, err = await proc.communicate()
+    _out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
     done = await asyncio.wait_for(waiter, 20)
     assert done.status is RequestStatus.denied

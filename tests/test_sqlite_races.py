@@ -19,7 +19,9 @@ def _seed(path: Path, n: int) -> list[int]:
     async def go() -> list[int]:
         s = SQLiteStore(path)
         try:
-            return [(await s.create_request(RequestCreate(agent="bot", tool="deploy", timeout_s=600))).id for _ in range(n)]
+            return [
+                (await s.create_request(RequestCreate(agent="bot", tool="deploy", timeout_s=600))).id for _ in range(n)
+            ]
         finally:
             await s.close()
 

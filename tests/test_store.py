@@ -7,6 +7,7 @@ real server, when HITL_TEST_POSTGRES_DSN is set).
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -31,7 +32,7 @@ from hitl_tui.models import (
 )
 
 
-def req(**kw) -> RequestCreate:  # noqa: ANN003
+def req(**kw) -> RequestCreate:
     base = {"agent": "deploy-bot", "tool": "deploy", "args": {"env": "prod"}, "timeout_s": 60}
     base.update(kw)
     return RequestCreate(**base)
@@ -202,15 +203,13 @@ async def test_concurrent_decisions_in_one_process(make_store, clock) -> None:
     stores = [make_store(clock=clock) for _ in range(3)]
     ids = [(await stores[0].create_request(req())).id for _ in range(20)]
 
-    async def attempt(s, rid: int, who: str):  # noqa: ANN001, ANN202
+    async def attempt(s, rid: int, who: str):
         try:
             return await s.decide(rid, DecisionIn(decision="approve" if who != "r2" else "deny"), who)
         except Conflict:
             return None
 
-    results = await asyncio.gather(
-        *(attempt(stores[i % 3], rid, f"r{i}") for rid in ids for i in range(3))
-    )
+    results = await asyncio.gather(*(attempt(stores[i % 3], rid, f"r{i}") for rid in ids for i in range(3)))
     for rid in ids:
         wins = [r for r in results if r is not None and r.id == rid]
         assert len(wins) == 1
@@ -336,7 +335,7 @@ async def test_event_log_ordered_gap_free_and_chained(store) -> None:
     assert [ev.seq for ev in events] == list(range(1, len(events) + 1))
     assert events[1].kind is EventKind.request_decided and events[1].actor == "alice"
     assert events[1].payload["status"] == "approved"
-    for prev, ev in zip(events, events[1:], strict=False):
+    for prev, ev in itertools.pairwise(events):
         assert ev.prev_hash == prev.hash
     assert await store.events_after(3) == events[3:]
     assert await store.last_seq() == len(events)

@@ -76,7 +76,9 @@ class Backend(abc.ABC):
     async def decide(self, request_id: int, decision: DecisionIn, reviewer: str | None = None) -> ApprovalRequest: ...
 
     @abc.abstractmethod
-    async def cancel_request(self, request_id: int, actor: str | None = None, reason: str | None = None) -> ApprovalRequest: ...
+    async def cancel_request(
+        self, request_id: int, actor: str | None = None, reason: str | None = None
+    ) -> ApprovalRequest: ...
 
     @abc.abstractmethod
     async def wait_for_request(self, request_id: int, timeout: float | None = None) -> ApprovalRequest:
@@ -110,7 +112,9 @@ class Backend(abc.ABC):
     ) -> Escalation: ...
 
     @abc.abstractmethod
-    async def wait_for_escalation(self, escalation_id: int, seen_messages: int, timeout: float | None = None) -> Escalation:
+    async def wait_for_escalation(
+        self, escalation_id: int, seen_messages: int, timeout: float | None = None
+    ) -> Escalation:
         """Block until the thread has a human message beyond ``seen_messages`` or leaves the
         open/answered states (taken over, resolved), or the timeout passes."""
 
@@ -145,7 +149,9 @@ class Backend(abc.ABC):
     async def get_capability(self, tool: str, agent: str | None = None) -> Capability: ...
 
     @abc.abstractmethod
-    async def put_capability(self, cap: Capability, actor: str | None = None, reason: str | None = None) -> Capability: ...
+    async def put_capability(
+        self, cap: Capability, actor: str | None = None, reason: str | None = None
+    ) -> Capability: ...
 
     @abc.abstractmethod
     async def set_stage(

@@ -107,7 +107,7 @@ class LocalBackend(Backend):
         assert self._hub_ready is not None
         try:
             self._hub_seq = await self.store.last_seq()
-        except BaseException as exc:  # noqa: BLE001 - reported to every waiter
+        except BaseException as exc:
             self._fail(exc)
             self._hub_ready.set()
             return
@@ -129,7 +129,7 @@ class LocalBackend(Backend):
                         break
             except asyncio.CancelledError:
                 raise
-            except BaseException as exc:  # noqa: BLE001 - fail closed: wake everyone with the error
+            except BaseException as exc:
                 self._fail(exc)
                 return
 
@@ -200,7 +200,9 @@ class LocalBackend(Backend):
     async def decide(self, request_id: int, decision: DecisionIn, reviewer: str | None = None) -> ApprovalRequest:
         return await self.store.decide(request_id, decision, reviewer or self.actor)
 
-    async def cancel_request(self, request_id: int, actor: str | None = None, reason: str | None = None) -> ApprovalRequest:
+    async def cancel_request(
+        self, request_id: int, actor: str | None = None, reason: str | None = None
+    ) -> ApprovalRequest:
         return await self.store.cancel_request(request_id, actor or self.actor, reason)
 
     async def _wait_subject(self, subject: str, until_loop_time: float | None) -> None:
@@ -273,7 +275,9 @@ class LocalBackend(Backend):
     ) -> Escalation:
         return await self.store.set_escalation_status(escalation_id, status, actor or self.actor, note)
 
-    async def wait_for_escalation(self, escalation_id: int, seen_messages: int, timeout: float | None = None) -> Escalation:
+    async def wait_for_escalation(
+        self, escalation_id: int, seen_messages: int, timeout: float | None = None
+    ) -> Escalation:
         loop = asyncio.get_running_loop()
         give_up = None if timeout is None else loop.time() + timeout
         subject = f"escalation:{escalation_id}"

@@ -33,7 +33,16 @@ exit codes:
 """
 
 COMMAND_MODULES = [
-    "requests", "escalations", "review", "stages", "audit", "config_cmd", "console_cmd", "demo_cmd", "serve", "hook",
+    "requests",
+    "escalations",
+    "review",
+    "stages",
+    "audit",
+    "config_cmd",
+    "console_cmd",
+    "demo_cmd",
+    "serve",
+    "hook",
 ]
 
 
@@ -80,17 +89,20 @@ def build_parser() -> Parser:
             "hitl-tui: a human-in-the-loop control plane for AI agents.\n"
             "With no command, opens the reviewer console on the configured backend."
         ),
-        epilog=EXIT_CODES_HELP
-        + "\nenvironment: HITL_STORE, HITL_SERVER, HITL_TOKEN, HITL_REVIEWER, HITL_CONFIG\n",
+        epilog=EXIT_CODES_HELP + "\nenvironment: HITL_STORE, HITL_SERVER, HITL_TOKEN, HITL_REVIEWER, HITL_CONFIG\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from .. import __version__
 
     parser.add_argument("--version", action="version", version=f"hitl-tui {__version__}")
-    parser.add_argument("--store", metavar="PATH", help="embedded SQLite store (default: the user data dir; env HITL_STORE)")
+    parser.add_argument(
+        "--store", metavar="PATH", help="embedded SQLite store (default: the user data dir; env HITL_STORE)"
+    )
     parser.add_argument("--server", metavar="URL", help="shared approval server (env HITL_SERVER)")
     parser.add_argument("--token", metavar="T", help="bearer token for --server (env HITL_TOKEN)")
-    parser.add_argument("--as", dest="reviewer", metavar="NAME", help="who you are (default: config `reviewer`, else the OS user)")
+    parser.add_argument(
+        "--as", dest="reviewer", metavar="NAME", help="who you are (default: config `reviewer`, else the OS user)"
+    )
     parser.add_argument("--config", metavar="FILE", help="config file (default: `hitl config path`; env HITL_CONFIG)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     import importlib
@@ -123,7 +135,7 @@ async def _run_async(func: Callable[..., Any], args: argparse.Namespace, ctx: Co
     finally:
         try:
             await ctx.aclose()
-        except Exception:  # noqa: BLE001 - closing must not mask the real result
+        except Exception:
             pass
 
 

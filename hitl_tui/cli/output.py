@@ -63,7 +63,7 @@ def parse_json_object(text: str | None, what: str = "--args") -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"{what} is not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})") from None
     if not isinstance(value, dict):
-        raise InvalidInput(f"{what} must be a JSON object, like '{{\"env\": \"prod\"}}'")
+        raise InvalidInput(f'{what} must be a JSON object, like \'{{"env": "prod"}}\'')
     return value
 
 

@@ -79,6 +79,7 @@ class Store(abc.ABC):
 
     async def check(self) -> None:
         """Raise ``StoreUnavailable`` when the store has gone away (file deleted, server down)."""
+        return None
 
     # ----------------------------------------------------------------- approval requests
     @abc.abstractmethod

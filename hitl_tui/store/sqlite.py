@@ -208,10 +208,7 @@ class SQLiteStore(Store):
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._closed:
             raise StoreUnavailable("the store is closed")
-        if fn == self._write:
-            fut = self._submit("write", args[0], ())
-        else:
-            fut = self._submit("call", fn, args)
+        fut = self._submit("write", args[0], ()) if fn == self._write else self._submit("call", fn, args)
         try:
             return await asyncio.wrap_future(fut)
         except sqlite3.Error as exc:
@@ -247,7 +244,7 @@ class SQLiteStore(Store):
                 if j.fut.set_running_or_notify_cancel():
                     try:
                         j.fut.set_result(j.fn(*j.args))
-                    except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    except BaseException as exc:
                         j.fut.set_exception(exc)
             self._flush(writes)
         if self._conn is not None:
@@ -264,7 +261,7 @@ class SQLiteStore(Store):
             return
         try:
             self._begin(conn)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             for j in writes:
                 j.fut.set_exception(exc)
             return
@@ -278,7 +275,7 @@ class SQLiteStore(Store):
                 last = max(last, self._append_events(conn, events))
                 conn.execute("RELEASE w")
                 outcomes.append((j, result, None))
-            except BaseException as exc:  # noqa: BLE001 - this write alone fails
+            except BaseException as exc:
                 if not conn.in_transaction:  # SQLite rolled the whole transaction back
                     for other in writes:
                         other.fut.set_exception(exc)
@@ -288,7 +285,7 @@ class SQLiteStore(Store):
                 outcomes.append((j, None, exc))
         try:
             conn.execute("COMMIT")
-        except BaseException as exc:  # noqa: BLE001 - nothing in the batch is durable
+        except BaseException as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             for j in writes:
@@ -461,7 +458,9 @@ class SQLiteStore(Store):
                 ),
             )
             req = self._get_request(conn, int(cur.lastrowid))
-            events.append((EventKind.request_created, f"request:{req.id}", actor or data.agent, req.model_dump(mode="json")))
+            events.append(
+                (EventKind.request_created, f"request:{req.id}", actor or data.agent, req.model_dump(mode="json"))
+            )
             return req
 
         return await self._run(self._write, tx)
@@ -490,7 +489,9 @@ class SQLiteStore(Store):
             where.append("tool = ?")
             params.append(tool)
         if search:
-            where.append("(instr(lower(tool), ?) > 0 OR instr(lower(agent), ?) > 0 OR instr(lower(COALESCE(summary,'')), ?) > 0)")
+            where.append(
+                "(instr(lower(tool), ?) > 0 OR instr(lower(agent), ?) > 0 OR instr(lower(COALESCE(summary,'')), ?) > 0)"
+            )
             s = search.lower()
             params += [s, s, s]
         clause = ("WHERE " + " AND ".join(where)) if where else ""
@@ -505,7 +506,9 @@ class SQLiteStore(Store):
 
         return await self._run(self._read, q)
 
-    def _expire_if_due(self, conn: sqlite3.Connection, req: ApprovalRequest, now: datetime, events: list[Any]) -> ApprovalRequest:
+    def _expire_if_due(
+        self, conn: sqlite3.Connection, req: ApprovalRequest, now: datetime, events: list[Any]
+    ) -> ApprovalRequest:
         if req.status is RequestStatus.pending and req.expires_at is not None and now >= req.expires_at:
             cur = conn.execute(
                 "UPDATE requests SET status='expired', decided_at=?, decided_by=NULL, decision_reason=? "
@@ -546,7 +549,10 @@ class SQLiteStore(Store):
                     id=req.id,
                 )
             vote = ApprovalVote(
-                reviewer=reviewer, decision=decision.decision, reason=decision.reason, at=now,
+                reviewer=reviewer,
+                decision=decision.decision,
+                reason=decision.reason,
+                at=now,
                 edited_args=decision.edited_args,
             )
             votes = [*req.approvals, vote]
@@ -561,8 +567,15 @@ class SQLiteStore(Store):
                 cur = conn.execute(
                     "UPDATE requests SET status=?, decided_at=?, decided_by=?, decision_reason=?, edited_args=?, "
                     "approvals=? WHERE id=? AND status='pending'",
-                    (status, _ts(now), reviewer, decision.reason,
-                     _dumps(edited) if edited is not None else None, votes_json, req.id),
+                    (
+                        status,
+                        _ts(now),
+                        reviewer,
+                        decision.reason,
+                        _dumps(edited) if edited is not None else None,
+                        votes_json,
+                        req.id,
+                    ),
                 )
                 kind = EventKind.request_decided
             else:
@@ -712,7 +725,9 @@ class SQLiteStore(Store):
                 new_status = EscalationStatus.answered
             elif role is MessageRole.agent and esc.status is EscalationStatus.answered:
                 new_status = EscalationStatus.open  # the agent asks again
-            conn.execute("UPDATE escalations SET status=?, updated_at=? WHERE id=?", (new_status.value, now, escalation_id))
+            conn.execute(
+                "UPDATE escalations SET status=?, updated_at=? WHERE id=?", (new_status.value, now, escalation_id)
+            )
             esc = self._get_escalation(conn, escalation_id)
             payload = esc.model_dump(mode="json")
             payload["new_message"] = esc.messages[-1].model_dump(mode="json")
@@ -772,8 +787,15 @@ class SQLiteStore(Store):
             cur = conn.execute(
                 "INSERT INTO reviews(agent, tool, args, result, result_length, created_at, reviewed, request_id) "
                 "VALUES (?,?,?,?,?,?,0,?)",
-                (data.agent, data.tool, _dumps(data.args), data.result[: data.result_limit], len(data.result),
-                 _ts(self.clock()), data.request_id),
+                (
+                    data.agent,
+                    data.tool,
+                    _dumps(data.args),
+                    data.result[: data.result_limit],
+                    len(data.result),
+                    _ts(self.clock()),
+                    data.request_id,
+                ),
             )
             item = self._get_review(conn, int(cur.lastrowid))
             events.append((EventKind.review_logged, f"review:{item.id}", data.agent, item.model_dump(mode="json")))
@@ -850,8 +872,14 @@ class SQLiteStore(Store):
             (tool, agent or ""),
         ).fetchall()
         cap.history = [
-            StageChange(at=_dt(h["at"]), actor=h["actor"], from_stage=h["from_stage"], to_stage=h["to_stage"],
-                        reason=h["reason"], forced=bool(h["forced"]))
+            StageChange(
+                at=_dt(h["at"]),
+                actor=h["actor"],
+                from_stage=h["from_stage"],
+                to_stage=h["to_stage"],
+                reason=h["reason"],
+                forced=bool(h["forced"]),
+            )
             for h in hist
         ]
         return cap
@@ -874,21 +902,44 @@ class SQLiteStore(Store):
         return await self._run(self._read, q)
 
     def _record_stage(
-        self, conn: sqlite3.Connection, cap: Capability, from_stage: Stage | None, actor: str,
-        reason: str | None, forced: bool, events: list[Any],
+        self,
+        conn: sqlite3.Connection,
+        cap: Capability,
+        from_stage: Stage | None,
+        actor: str,
+        reason: str | None,
+        forced: bool,
+        events: list[Any],
     ) -> None:
         conn.execute(
-            "INSERT INTO stage_changes(tool, agent, at, actor, from_stage, to_stage, reason, forced) VALUES (?,?,?,?,?,?,?,?)",
-            (cap.tool, cap.agent or "", _ts(self.clock()), actor, from_stage.value if from_stage else None,
-             cap.stage.value, reason, int(forced)),
+            "INSERT INTO stage_changes(tool, agent, at, actor, from_stage, to_stage, reason, forced) "
+            "VALUES (?,?,?,?,?,?,?,?)",
+            (
+                cap.tool,
+                cap.agent or "",
+                _ts(self.clock()),
+                actor,
+                from_stage.value if from_stage else None,
+                cap.stage.value,
+                reason,
+                int(forced),
+            ),
         )
-        events.append((
-            EventKind.stage_changed,
-            f"capability:{cap.tool}" + (f"@{cap.agent}" if cap.agent else ""),
-            actor,
-            {"tool": cap.tool, "agent": cap.agent, "from": from_stage.value if from_stage else None,
-             "to": cap.stage.value, "reason": reason, "forced": forced},
-        ))
+        events.append(
+            (
+                EventKind.stage_changed,
+                f"capability:{cap.tool}" + (f"@{cap.agent}" if cap.agent else ""),
+                actor,
+                {
+                    "tool": cap.tool,
+                    "agent": cap.agent,
+                    "from": from_stage.value if from_stage else None,
+                    "to": cap.stage.value,
+                    "reason": reason,
+                    "forced": forced,
+                },
+            )
+        )
 
     async def put_capability(self, cap: Capability, actor: str, reason: str | None = None) -> Capability:
         from ..policy import check_stage_change
@@ -907,12 +958,14 @@ class SQLiteStore(Store):
                 self._record_stage(conn, cap, old.stage if old else None, actor, reason, False, events)
             old_cmp = old.model_copy(update={"history": [], "stage": cap.stage}) if old else None
             if old_cmp != data:
-                events.append((
-                    EventKind.capability_changed,
-                    f"capability:{cap.tool}" + (f"@{cap.agent}" if cap.agent else ""),
-                    actor,
-                    {**data.model_dump(mode="json"), "reason": reason},
-                ))
+                events.append(
+                    (
+                        EventKind.capability_changed,
+                        f"capability:{cap.tool}" + (f"@{cap.agent}" if cap.agent else ""),
+                        actor,
+                        {**data.model_dump(mode="json"), "reason": reason},
+                    )
+                )
             got = self._get_capability(conn, cap.tool, cap.agent)
             assert got is not None
             return got
@@ -920,7 +973,13 @@ class SQLiteStore(Store):
         return await self._run(self._write, tx)
 
     async def set_stage(
-        self, tool: str, stage: Stage, actor: str, reason: str | None = None, *, force: bool = False,
+        self,
+        tool: str,
+        stage: Stage,
+        actor: str,
+        reason: str | None = None,
+        *,
+        force: bool = False,
         agent: str | None = None,
     ) -> Capability:
         from ..policy import check_stage_change
@@ -931,7 +990,9 @@ class SQLiteStore(Store):
             cap = self._get_capability(conn, tool, agent)
             if cap is None:
                 who = f" for agent {agent}" if agent else ""
-                raise NotFound(f"no capability {tool!r}{who}; add it first (hitl policy preset, or the console)", tool=tool)
+                raise NotFound(
+                    f"no capability {tool!r}{who}; add it first (hitl policy preset, or the console)", tool=tool
+                )
             if cap.stage is stage:
                 return cap
             check_stage_change(cap, stage, force)
@@ -964,8 +1025,14 @@ class SQLiteStore(Store):
                 "INSERT INTO rules(position, data) VALUES (?, ?)",
                 [(i, r.model_dump_json()) for i, r in enumerate(rules)],
             )
-            events.append((EventKind.rules_changed, "rules", actor,
-                           {"rules": [r.model_dump(mode="json") for r in rules], "reason": reason}))
+            events.append(
+                (
+                    EventKind.rules_changed,
+                    "rules",
+                    actor,
+                    {"rules": [r.model_dump(mode="json") for r in rules], "reason": reason},
+                )
+            )
             return rules
 
         return await self._run(self._write, tx)
@@ -974,8 +1041,11 @@ class SQLiteStore(Store):
     @staticmethod
     def _token_from_row(r: sqlite3.Row) -> TokenInfo:
         return TokenInfo(
-            name=r["name"], role=TokenRole(r["role"]), created_at=_dt(r["created_at"]),
-            created_by=r["created_by"], revoked_at=_dt(r["revoked_at"]),
+            name=r["name"],
+            role=TokenRole(r["role"]),
+            created_at=_dt(r["created_at"]),
+            created_by=r["created_by"],
+            revoked_at=_dt(r["revoked_at"]),
         )
 
     async def create_token(self, name: str, role: TokenRole, token_hash: str, actor: str) -> TokenInfo:
@@ -1024,8 +1094,14 @@ class SQLiteStore(Store):
     @staticmethod
     def _event_from_row(r: sqlite3.Row) -> Event:
         return Event(
-            seq=r["seq"], at=_dt(r["at"]), kind=r["kind"], subject=r["subject"], actor=r["actor"],
-            payload=json.loads(r["payload"]), prev_hash=r["prev_hash"], hash=r["hash"],
+            seq=r["seq"],
+            at=_dt(r["at"]),
+            kind=r["kind"],
+            subject=r["subject"],
+            actor=r["actor"],
+            payload=json.loads(r["payload"]),
+            prev_hash=r["prev_hash"],
+            hash=r["hash"],
         )
 
     async def events_after(self, seq: int, limit: int = 1000) -> list[Event]:
@@ -1038,7 +1114,9 @@ class SQLiteStore(Store):
         return await self._run(self._read, q)
 
     async def last_seq(self) -> int:
-        return await self._run(self._read, lambda c: int(c.execute("SELECT COALESCE(MAX(seq),0) FROM events").fetchone()[0]))
+        return await self._run(
+            self._read, lambda c: int(c.execute("SELECT COALESCE(MAX(seq),0) FROM events").fetchone()[0])
+        )
 
     async def verify_audit(self) -> AuditReport:
         return await self._run(self._read, lambda c: verify_rows(c.execute("SELECT * FROM events ORDER BY seq")))
