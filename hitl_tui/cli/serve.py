@@ -1,0 +1,182 @@
+"""``hitl serve`` (the shared approval server) and ``hitl token`` (its API tokens).
+
+``hitl token ...`` works on the store directly (like ``hitl serve`` itself), never over HTTP:
+whoever can open the store administers its tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from . import EXIT_ERROR, add_json_flag
+from .output import age, emit_json, print_table
+
+ROLES = ("agent", "reviewer", "admin")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the shared approval server (HTTP API for consoles and agents)",
+        description="Run the shared approval server. It binds to loopback by default: to serve a team, "
+        "put it behind a TLS reverse proxy (see docs/server.md).",
+    )
+    _store_flag(p)
+    p.add_argument("--host", help="address to bind (default: config serve.host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: config serve.port, 8750)")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(func=cmd_serve)
+
+    t = sub.add_parser("token", help="create, list and revoke API tokens for `hitl serve`")
+    tsub = t.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    c = tsub.add_parser("create", help="create a token and print it (once: it is stored only as a hash)")
+    c.add_argument("--name", required=True, help="who the token is: recorded on everything done with it")
+    c.add_argument("--role", required=True, choices=ROLES, help="agent, reviewer or admin")
+    _store_flag(c)
+    add_json_flag(c)
+    c.set_defaults(func=cmd_token_create)
+    ls = tsub.add_parser("ls", help="list tokens (names and roles, never the secrets)")
+    _store_flag(ls)
+    add_json_flag(ls)
+    ls.set_defaults(func=cmd_token_ls)
+    r = tsub.add_parser("revoke", help="revoke a token: it stops working at once")
+    r.add_argument("name")
+    _store_flag(r)
+    add_json_flag(r)
+    r.set_defaults(func=cmd_token_revoke)
+
+
+def _store_flag(p: argparse.ArgumentParser) -> None:
+    # A different dest than the global --store: a sub-command's default would overwrite it.
+    p.add_argument(
+        "--store", dest="cmd_store", metavar="URL",
+        help="sqlite:///PATH, a file path, or postgresql://... (default: the global --store / HITL_STORE)",
+    )
+
+
+def store_url(args: argparse.Namespace, ctx: Any) -> str:
+    from ..config import default_store_path
+
+    return str(getattr(args, "cmd_store", None) or ctx.settings.store or default_store_path())
+
+
+def redact(url: str) -> str:
+    """A store URL fit for a log line: without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = (parts.username or "") + ":***"
+    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cmd_serve(args: argparse.Namespace, ctx: Any) -> int:
+    import uvicorn
+
+    from ..backend.local import LocalBackend
+    from ..server import create_app
+    from ..store import open_store
+
+    settings = ctx.settings
+    host = args.host or settings.serve.host
+    port = args.port if args.port is not None else settings.serve.port
+    if not 0 < port < 65536:
+        print(f"hitl: --port must be between 1 and 65535, not {port}", file=sys.stderr)
+        return EXIT_ERROR
+    url = store_url(args, ctx)
+    store = open_store(url)
+    if hasattr(store, "prevent_self_review"):
+        store.prevent_self_review = settings.serve.prevent_self_review
+    backend = LocalBackend(store, actor="server", settings=settings.policy)
+    app = create_app(backend, settings, close_backend=True)
+    if not _is_loopback(host):
+        print(
+            f"hitl serve: warning: listening on {host} without TLS; put a TLS reverse proxy in front "
+            "(docs/server.md)",
+            file=sys.stderr,
+        )
+    print(f"hitl serve: http://{host}:{port} (store: {redact(url)})", file=sys.stderr, flush=True)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=5,
+        backlog=4096,
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else EXIT_ERROR
+
+
+async def _with_store(args: argparse.Namespace, ctx: Any, action: Any) -> Any:
+    from ..store import open_store
+
+    store = open_store(store_url(args, ctx))
+    try:
+        return await action(store)
+    finally:
+        await store.close()
+
+
+async def cmd_token_create(args: argparse.Namespace, ctx: Any) -> int:
+    from ..models import TokenRole
+    from ..server.credentials import check_token_name, hash_token, new_token
+
+    name = check_token_name(args.name)
+    secret = new_token()
+    info = await _with_store(
+        args, ctx, lambda s: s.create_token(name, TokenRole(args.role), hash_token(secret), ctx.reviewer)
+    )
+    if args.json:
+        emit_json({"token": secret, **info.model_dump(mode="json")})
+        return 0
+    print(secret)
+    print(
+        f"token for {info.name} ({info.role.value}): shown once; it is stored only as a hash. "
+        f"Use it as --token or HITL_TOKEN.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+async def cmd_token_ls(args: argparse.Namespace, ctx: Any) -> int:
+    tokens = await _with_store(args, ctx, lambda s: s.list_tokens())
+    if args.json:
+        emit_json(tokens)
+        return 0
+    if not tokens:
+        print("no tokens (create one with: hitl token create --name NAME --role reviewer)")
+        return 0
+    rows = [
+        (t.name, t.role.value, "active" if t.active else f"revoked {age(t.revoked_at)} ago", age(t.created_at),
+         t.created_by or "-")
+        for t in tokens
+    ]
+    print_table(["name", "role", "status", "age", "created by"], rows)
+    return 0
+
+
+async def cmd_token_revoke(args: argparse.Namespace, ctx: Any) -> int:
+    info = await _with_store(args, ctx, lambda s: s.revoke_token(args.name, ctx.reviewer))
+    if args.json:
+        emit_json(info)
+    else:
+        print(f"revoked token {info.name} ({info.role.value})")
+    return 0

@@ -1,0 +1,56 @@
+"""``create_app(backend, settings)``: the FastAPI application around one ``LocalBackend``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from .. import __version__
+from ..backend.local import LocalBackend
+from ..config import Settings
+from .errors import BodyGuardMiddleware, install_error_handlers
+from .metrics import Metrics, follow_feed
+from .routes import capabilities, escalations, events, meta, requests, reviews, tokens
+
+DESCRIPTION = """\
+The shared approval backend of hitl-tui. Every call needs `Authorization: Bearer <token>`
+(except `/healthz` and these docs); the token decides who you are and what you may do
+(`agent`, `reviewer`, `admin`). Errors are JSON: `{"error": Name, "message": text, ...}`.
+"""
+
+
+def create_app(backend: LocalBackend, settings: Settings, *, close_backend: bool = False) -> FastAPI:
+    """The API around ``backend``. With ``close_backend`` the app closes it on shutdown."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        counter = asyncio.create_task(follow_feed(backend, app.state.metrics), name="hitl-metrics")
+        try:
+            yield
+        finally:
+            counter.cancel()
+            with contextlib.suppress(BaseException):
+                await counter
+            if close_backend:
+                await backend.close()
+
+    app = FastAPI(
+        title="hitl-tui approval server",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        redoc_url=None,
+    )
+    app.state.backend = backend
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    install_error_handlers(app)
+    app.add_middleware(BodyGuardMiddleware, max_bytes=settings.serve.max_body_bytes)
+    for module in (meta, requests, escalations, reviews, capabilities, events, tokens):
+        app.include_router(module.router)
+    return app
