@@ -228,8 +228,12 @@ class PostgresStore(Store):
             self._connect_kwargs["connect_timeout"] = connect_timeout
         if "application_name" not in given:
             self._connect_kwargs["application_name"] = "hitl"
-        for key, value in (("keepalives", 1), ("keepalives_idle", 30), ("keepalives_interval", 10),
-                           ("keepalives_count", 3)):
+        for key, value in (
+            ("keepalives", 1),
+            ("keepalives_idle", 30),
+            ("keepalives_interval", 10),
+            ("keepalives_count", 3),
+        ):
             if key not in given:
                 self._connect_kwargs[key] = value  # notice a dead server even on an idle listener
         self._pool: psycopg_pool.AsyncConnectionPool[Conn] | None = None
@@ -263,6 +267,17 @@ class PostgresStore(Store):
         async with self._open_lock:
             if self._pool is not None:
                 return self._pool
+            # Migrate on one direct connection first: an unreachable server fails at once here
+            # instead of after the pool's timeout.
+            try:
+                async with await psycopg.AsyncConnection.connect(self.dsn, **self._connect_kwargs) as conn:
+                    await self._configure(conn)
+                    await self._migrate(conn)
+                    row = await _one(conn, "SELECT COALESCE(MAX(seq), 0) AS seq FROM events")
+            except (psycopg.Error, OSError) as exc:
+                raise StoreUnavailable(f"cannot open PostgreSQL store {self.url}: {exc}") from exc
+            assert row is not None
+            self.notifier.publish(int(row["seq"]))
             pool = psycopg_pool.AsyncConnectionPool(
                 self.dsn,
                 kwargs=self._connect_kwargs,
@@ -276,17 +291,11 @@ class PostgresStore(Store):
             )
             try:
                 await pool.open(wait=True, timeout=self.timeout)
-                async with pool.connection() as conn:
-                    await self._migrate(conn)
-                    row = await _one(conn, "SELECT COALESCE(MAX(seq), 0) AS seq FROM events")
-            except (psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
+            except BaseException as exc:
                 await pool.close()
-                raise StoreUnavailable(f"cannot open PostgreSQL store {self.url}: {exc}") from exc
-            except BaseException:
-                await pool.close()
+                if isinstance(exc, psycopg.Error | psycopg_pool.PoolTimeout | OSError):
+                    raise StoreUnavailable(f"cannot open PostgreSQL store {self.url}: {exc}") from exc
                 raise
-            assert row is not None
-            self.notifier.publish(int(row["seq"]))
             self._pool = pool
             return pool
 
@@ -496,9 +505,20 @@ class PostgresStore(Store):
                        required_approvals, approvals)
                    VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,'pending',%s,%s,%s,%s,'[]') RETURNING *""",
                 (
-                    data.agent, data.tool, _dumps(data.args), data.summary, data.context, data.risk.value,
-                    RISK_ORDER[data.risk], data.confidence, data.policy_reason, data.irreversible,
-                    created, expires, data.idempotency_key, data.required_approvals,
+                    data.agent,
+                    data.tool,
+                    _dumps(data.args),
+                    data.summary,
+                    data.context,
+                    data.risk.value,
+                    RISK_ORDER[data.risk],
+                    data.confidence,
+                    data.policy_reason,
+                    data.irreversible,
+                    created,
+                    expires,
+                    data.idempotency_key,
+                    data.required_approvals,
                 ),
             )
             assert row is not None
@@ -599,7 +619,10 @@ class PostgresStore(Store):
                     id=req.id,
                 )
             vote = ApprovalVote(
-                reviewer=reviewer, decision=decision.decision, reason=decision.reason, at=now,
+                reviewer=reviewer,
+                decision=decision.decision,
+                reason=decision.reason,
+                at=now,
                 edited_args=decision.edited_args,
             )
             votes = [*req.approvals, vote]
@@ -615,8 +638,15 @@ class PostgresStore(Store):
                     conn,
                     "UPDATE requests SET status=%s, decided_at=%s, decided_by=%s, decision_reason=%s, "
                     "edited_args=%s, approvals=%s WHERE id=%s AND status='pending' RETURNING *",
-                    (status, _ts(now), reviewer, decision.reason,
-                     _dumps(edited) if edited is not None else None, votes_json, req.id),
+                    (
+                        status,
+                        _ts(now),
+                        reviewer,
+                        decision.reason,
+                        _dumps(edited) if edited is not None else None,
+                        votes_json,
+                        req.id,
+                    ),
                 )
                 kind = EventKind.request_decided
             else:
@@ -666,8 +696,21 @@ class PostgresStore(Store):
         return result
 
     async def expire_due(self, now: datetime | None = None) -> list[ApprovalRequest]:
+        at = now or self.clock()
+
+        async def any_due(conn: Conn) -> bool:
+            row = await _one(
+                conn,
+                "SELECT EXISTS (SELECT 1 FROM requests WHERE status='pending' AND expires_at <= %s) AS due",
+                (_ts(at),),
+            )
+            return bool(row and row["due"])
+
+        # Every idle backend sweeps about once a second: only take the write lock when there is work.
+        if not await self._read(any_due):
+            return []
+
         async def tx(conn: Conn, events: EventList) -> list[ApprovalRequest]:
-            at = now or self.clock()
             rows = await _all(
                 conn,
                 "SELECT * FROM requests WHERE status='pending' AND expires_at IS NOT NULL AND expires_at <= %s "
@@ -795,7 +838,8 @@ class PostgresStore(Store):
             elif role is MessageRole.agent and esc.status is EscalationStatus.answered:
                 new_status = EscalationStatus.open  # the agent asks again
             await _q(
-                conn, "UPDATE escalations SET status=%s, updated_at=%s WHERE id=%s",
+                conn,
+                "UPDATE escalations SET status=%s, updated_at=%s WHERE id=%s",
                 (new_status.value, now, escalation_id),
             )
             esc = await self._get_escalation(conn, escalation_id)
@@ -860,8 +904,15 @@ class PostgresStore(Store):
                 conn,
                 "INSERT INTO reviews(agent, tool, args, result, result_length, created_at, reviewed, request_id) "
                 "VALUES (%s,%s,%s,%s,%s,%s,FALSE,%s) RETURNING *",
-                (data.agent, data.tool, _dumps(data.args), data.result[: data.result_limit], len(data.result),
-                 _ts(self.clock()), data.request_id),
+                (
+                    data.agent,
+                    data.tool,
+                    _dumps(data.args),
+                    data.result[: data.result_limit],
+                    len(data.result),
+                    _ts(self.clock()),
+                    data.request_id,
+                ),
             )
             assert row is not None
             item = self._review_from_row(row)
@@ -946,8 +997,14 @@ class PostgresStore(Store):
             (tool, agent or ""),
         )
         cap.history = [
-            StageChange(at=_dt(h["at"]), actor=h["actor"], from_stage=h["from_stage"], to_stage=h["to_stage"],
-                        reason=h["reason"], forced=bool(h["forced"]))
+            StageChange(
+                at=_dt(h["at"]),
+                actor=h["actor"],
+                from_stage=h["from_stage"],
+                to_stage=h["to_stage"],
+                reason=h["reason"],
+                forced=bool(h["forced"]),
+            )
             for h in hist
         ]
         return cap
@@ -975,23 +1032,45 @@ class PostgresStore(Store):
         return await self._read(q, snapshot=True)
 
     async def _record_stage(
-        self, conn: Conn, cap: Capability, from_stage: Stage | None, actor: str,
-        reason: str | None, forced: bool, events: EventList,
+        self,
+        conn: Conn,
+        cap: Capability,
+        from_stage: Stage | None,
+        actor: str,
+        reason: str | None,
+        forced: bool,
+        events: EventList,
     ) -> None:
         await _q(
             conn,
             "INSERT INTO stage_changes(tool, agent, at, actor, from_stage, to_stage, reason, forced) "
             "VALUES (%s,%s,%s,%s,%s,%s,%s,%s)",
-            (cap.tool, cap.agent or "", _ts(self.clock()), actor, from_stage.value if from_stage else None,
-             cap.stage.value, reason, forced),
+            (
+                cap.tool,
+                cap.agent or "",
+                _ts(self.clock()),
+                actor,
+                from_stage.value if from_stage else None,
+                cap.stage.value,
+                reason,
+                forced,
+            ),
         )
-        events.append((
-            EventKind.stage_changed,
-            f"capability:{cap.tool}" + (f"@{cap.agent}" if cap.agent else ""),
-            actor,
-            {"tool": cap.tool, "agent": cap.agent, "from": from_stage.value if from_stage else None,
-             "to": cap.stage.value, "reason": reason, "forced": forced},
-        ))
+        events.append(
+            (
+                EventKind.stage_changed,
+                f"capability:{cap.tool}" + (f"@{cap.agent}" if cap.agent else ""),
+                actor,
+                {
+                    "tool": cap.tool,
+                    "agent": cap.agent,
+                    "from": from_stage.value if from_stage else None,
+                    "to": cap.stage.value,
+                    "reason": reason,
+                    "forced": forced,
+                },
+            )
+        )
 
     async def put_capability(self, cap: Capability, actor: str, reason: str | None = None) -> Capability:
         from ..policy import check_stage_change
@@ -1011,12 +1090,14 @@ class PostgresStore(Store):
                 await self._record_stage(conn, cap, old.stage if old else None, actor, reason, False, events)
             old_cmp = old.model_copy(update={"history": [], "stage": cap.stage}) if old else None
             if old_cmp != data:
-                events.append((
-                    EventKind.capability_changed,
-                    f"capability:{cap.tool}" + (f"@{cap.agent}" if cap.agent else ""),
-                    actor,
-                    {**data.model_dump(mode="json"), "reason": reason},
-                ))
+                events.append(
+                    (
+                        EventKind.capability_changed,
+                        f"capability:{cap.tool}" + (f"@{cap.agent}" if cap.agent else ""),
+                        actor,
+                        {**data.model_dump(mode="json"), "reason": reason},
+                    )
+                )
             got = await self._get_capability(conn, cap.tool, cap.agent)
             assert got is not None
             return got
@@ -1024,7 +1105,13 @@ class PostgresStore(Store):
         return await self._write(tx)
 
     async def set_stage(
-        self, tool: str, stage: Stage, actor: str, reason: str | None = None, *, force: bool = False,
+        self,
+        tool: str,
+        stage: Stage,
+        actor: str,
+        reason: str | None = None,
+        *,
+        force: bool = False,
         agent: str | None = None,
     ) -> Capability:
         from ..policy import check_stage_change
@@ -1074,8 +1161,14 @@ class PostgresStore(Store):
                         "INSERT INTO rules(position, data) VALUES (%s, %s)",
                         [_params((i, r.model_dump_json())) for i, r in enumerate(rules)],
                     )
-            events.append((EventKind.rules_changed, "rules", actor,
-                           {"rules": [r.model_dump(mode="json") for r in rules], "reason": reason}))
+            events.append(
+                (
+                    EventKind.rules_changed,
+                    "rules",
+                    actor,
+                    {"rules": [r.model_dump(mode="json") for r in rules], "reason": reason},
+                )
+            )
             return rules
 
         return await self._write(tx)
@@ -1084,8 +1177,11 @@ class PostgresStore(Store):
     @staticmethod
     def _token_from_row(r: Row) -> TokenInfo:
         return TokenInfo(
-            name=r["name"], role=TokenRole(r["role"]), created_at=_dt(r["created_at"]),
-            created_by=r["created_by"], revoked_at=_dt(r["revoked_at"]),
+            name=r["name"],
+            role=TokenRole(r["role"]),
+            created_at=_dt(r["created_at"]),
+            created_by=r["created_by"],
+            revoked_at=_dt(r["revoked_at"]),
         )
 
     async def create_token(self, name: str, role: TokenRole, token_hash: str, actor: str) -> TokenInfo:
@@ -1140,8 +1236,14 @@ class PostgresStore(Store):
     @staticmethod
     def _event_from_row(r: Row) -> Event:
         return Event(
-            seq=r["seq"], at=_dt(r["at"]), kind=r["kind"], subject=r["subject"], actor=r["actor"],
-            payload=json.loads(r["payload"]), prev_hash=r["prev_hash"], hash=r["hash"],
+            seq=r["seq"],
+            at=_dt(r["at"]),
+            kind=r["kind"],
+            subject=r["subject"],
+            actor=r["actor"],
+            payload=json.loads(r["payload"]),
+            prev_hash=r["prev_hash"],
+            hash=r["hash"],
         )
 
     async def events_after(self, seq: int, limit: int = 1000) -> list[Event]:
