@@ -736,12 +736,12 @@ class _Fleet:
         try:
             done = await self.backend.wait_for_request(req.id)
         except asyncio.CancelledError:
-            raise
+            raise  # the fleet is stopping: the request stays in ``pending`` to be withdrawn
         except Exception as exc:  # fail closed: not approved, nothing runs
+            self.pending.discard(req.id)
             self._say(agent, req.tool, f"request #{req.id}: lost the backend ({_explain(exc)}); not running it")
             return
-        finally:
-            self.pending.discard(req.id)
+        self.pending.discard(req.id)
         try:
             await self._react(agent, done, rng)
         except asyncio.CancelledError:
