@@ -10,7 +10,7 @@ import argparse
 import ipaddress
 import sys
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from . import EXIT_ERROR, add_json_flag
 from .output import age, emit_json, print_table
@@ -64,6 +64,21 @@ def store_url(args: argparse.Namespace, ctx: Any) -> str:
     return str(getattr(args, "cmd_store", None) or ctx.settings.store or default_store_path())
 
 
+def open_store_at(url: str) -> Any:
+    """``open_store``, plus ``?schema=NAME`` on a PostgreSQL URL: the schema to keep the tables in
+    (several teams or test runs can share one database)."""
+    from ..store import open_store
+
+    if url.startswith(("postgresql://", "postgres://")):
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        schemas = [v for k, v in query if k == "schema"]
+        if schemas:
+            rest = urlencode([(k, v) for k, v in query if k != "schema"])
+            return open_store(urlunsplit(parts._replace(query=rest)), schema=schemas[-1])
+    return open_store(url)
+
+
 def redact(url: str) -> str:
     """A store URL fit for a log line: without its password."""
     parts = urlsplit(url)
@@ -88,7 +103,6 @@ def cmd_serve(args: argparse.Namespace, ctx: Any) -> int:
 
     from ..backend.local import LocalBackend
     from ..server import create_app
-    from ..store import open_store
 
     settings = ctx.settings
     host = args.host or settings.serve.host
@@ -97,7 +111,7 @@ def cmd_serve(args: argparse.Namespace, ctx: Any) -> int:
         print(f"hitl: --port must be between 1 and 65535, not {port}", file=sys.stderr)
         return EXIT_ERROR
     url = store_url(args, ctx)
-    store = open_store(url)
+    store = open_store_at(url)
     if hasattr(store, "prevent_self_review"):
         store.prevent_self_review = settings.serve.prevent_self_review
     backend = LocalBackend(store, actor="server", settings=settings.policy)
@@ -126,9 +140,7 @@ def cmd_serve(args: argparse.Namespace, ctx: Any) -> int:
 
 
 async def _with_store(args: argparse.Namespace, ctx: Any, action: Any) -> Any:
-    from ..store import open_store
-
-    store = open_store(store_url(args, ctx))
+    store = open_store_at(store_url(args, ctx))
     try:
         return await action(store)
     finally:

@@ -1,0 +1,544 @@
+"""``HttpBackend``: the Backend interface over ``hitl serve``'s ``/v1`` API.
+
+Swapping ``--store`` for ``--server URL --token T`` changes nothing else for the console, the SDK
+or the CLI. Identity comes from the token: the ``reviewer``/``actor``/``author`` arguments of the
+interface are ignored here (the server records the token's name).
+
+Failing closed: a connection error, a timeout, a 5xx, a body that is not JSON or does not match
+the schema all raise :class:`~hitl_tui.errors.StoreUnavailable` with the reason, so a caller
+treats the action as not approved. Error answers become the matching ``HitlError`` (409 ->
+``Conflict`` with the server's message naming who decided and when).
+
+Waiting (``wait_for_request``, ``wait_for_escalation``) re-issues the server's long-poll until
+there is an answer or the caller's timeout passes, and rides out a server restart: while the
+server is unreachable it retries with backoff until the timeout (with no timeout: for
+``reconnect_for`` seconds). ``subscribe`` follows the SSE stream, reconnecting the same way and
+resuming with ``Last-Event-ID``: no event is missed and none arrives twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any, TypeVar
+
+import httpx
+from httpx_sse import aconnect_sse
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from ..errors import Conflict, Forbidden, HitlError, InvalidInput, NotFound, StoreUnavailable, Unauthorized
+from ..models import (
+    TERMINAL_STATUSES,
+    ApprovalRequest,
+    Capability,
+    Decision,
+    DecisionIn,
+    Escalation,
+    EscalationCreate,
+    EscalationStatus,
+    Event,
+    MessageRole,
+    Page,
+    RequestCreate,
+    RequestStatus,
+    ReviewCreate,
+    ReviewItem,
+    ReviewMark,
+    Rule,
+    Stage,
+    TokenRole,
+)
+from ..server.schemas import (
+    AuditOut,
+    CancelIn,
+    CapabilityIn,
+    EscalationPage,
+    EscalationStatusIn,
+    EvaluateIn,
+    RequestPage,
+    ReviewPage,
+    RulesIn,
+    Seq,
+    StageIn,
+    Whoami,
+)
+from ..store.base import AuditReport
+from .base import Backend
+
+M = TypeVar("M", bound=BaseModel)
+
+#: the longest single long-poll asked of the server (it caps them at 60 s itself)
+POLL_S = 50.0
+#: how long the server may take beyond the poll before the answer counts as lost
+POLL_GRACE_S = 15.0
+#: the server pings SSE streams every 15 s; three missed pings mean the connection is dead
+SSE_READ_TIMEOUT_S = 45.0
+
+_ERRORS: dict[str, type[HitlError]] = {
+    c.__name__: c for c in (InvalidInput, NotFound, Conflict, Forbidden, Unauthorized, StoreUnavailable)
+}
+_BY_STATUS: dict[int, type[HitlError]] = {
+    400: InvalidInput, 401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict, 413: InvalidInput,
+    415: InvalidInput, 422: InvalidInput,
+}
+_EVENTS = TypeAdapter(list[Event])
+_CAPABILITIES = TypeAdapter(list[Capability])
+_RULES = TypeAdapter(list[Rule])
+
+
+class ServerUnreachable(StoreUnavailable):
+    """The server could not be reached or answered 5xx: a condition that may pass (a restart)."""
+
+
+class _Backoff:
+    """Exponential backoff with jitter: 0.1 s doubling to ``cap``."""
+
+    def __init__(self, first: float = 0.1, cap: float = 5.0) -> None:
+        self.first = first
+        self.cap = cap
+        self.next = first
+
+    def reset(self) -> None:
+        self.next = self.first
+
+    def delay(self) -> float:
+        d = self.next * (0.5 + random.random() / 2)
+        self.next = min(self.next * 2, self.cap)
+        return d
+
+
+class HttpBackend(Backend):
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout: float = 10.0,
+        connect_timeout: float = 3.0,
+        reconnect_for: float = 120.0,
+    ) -> None:
+        """``timeout``: per call; ``reconnect_for``: how long waits and streams without a deadline
+        keep reconnecting to an unreachable server before they fail closed."""
+        if not url.startswith(("http://", "https://")):
+            raise InvalidInput(f"the server URL must start with http:// or https://, not {url!r}")
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.reconnect_for = reconnect_for
+        self._client: httpx.AsyncClient | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._whoami: Whoami | None = None
+
+    # ================================================================= plumbing
+    def describe(self) -> str:
+        return self.url
+
+    @property
+    def read_only(self) -> bool:
+        """True for an agent token (known after the first call; the server enforces it anyway)."""
+        return self._whoami is not None and self._whoami.role is TokenRole.agent
+
+    def _http(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop or self._client.is_closed:
+            headers = {"Accept": "application/json", "User-Agent": "hitl-tui"}
+            if self.token:
+                headers["Authorization"] = f"Bearer {self.token}"
+            self._client = httpx.AsyncClient(
+                base_url=self.url,
+                headers=headers,
+                timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
+                # long-polls hold a connection each: many concurrent waits need many connections
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
+                follow_redirects=False,
+            )
+            self._client_loop = loop
+        return self._client
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: BaseModel | None = None,
+        params: dict[str, Any] | None = None,
+        read_timeout: float | None = None,
+    ) -> Any:
+        if self._whoami is None and path != "/v1/whoami":
+            await self.whoami()
+        client = self._http()
+        content = None if body is None else body.model_dump_json(exclude_unset=False).encode()
+        headers = {"Content-Type": "application/json"} if content is not None else None
+        timeout = None
+        if read_timeout is not None:
+            timeout = httpx.Timeout(self.timeout, connect=self.connect_timeout, read=read_timeout)
+        clean = None if params is None else {k: v for k, v in params.items() if v is not None}
+        try:
+            kwargs: dict[str, Any] = {"content": content, "params": clean, "headers": headers}
+            if timeout is not None:
+                kwargs["timeout"] = timeout
+            response = await client.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise ServerUnreachable(f"the server at {self.url} did not answer in time ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(f"cannot reach the server at {self.url}: {exc or type(exc).__name__}") from exc
+        return self._decode(response)
+
+    def _decode(self, response: httpx.Response) -> Any:
+        if response.status_code == 204:
+            return None
+        try:
+            data = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+            data = None
+            if response.is_success:
+                raise StoreUnavailable(
+                    f"the server at {self.url} answered {response.status_code} with a body that is not JSON"
+                ) from None
+        if response.is_success:
+            return data
+        raise self._error(response, data)
+
+    def _error(self, response: httpx.Response, data: Any) -> HitlError:
+        status = response.status_code
+        message = None
+        details: dict[str, Any] = {}
+        name = None
+        if isinstance(data, dict) and isinstance(data.get("message"), str):
+            message = data["message"]
+            name = data.get("error")
+            details = {k: v for k, v in data.items() if k not in ("error", "message") and isinstance(k, str)}
+        if status >= 500:
+            why = message or response.reason_phrase or "server error"
+            return ServerUnreachable(f"the server at {self.url} failed ({status}): {why}")
+        cls = _ERRORS.get(name) if isinstance(name, str) else None
+        if cls is None or cls is StoreUnavailable:
+            cls = _BY_STATUS.get(status, InvalidInput)
+        if message is None:
+            message = f"the server at {self.url} refused the call ({status} {response.reason_phrase})"
+        if status == 401:
+            message += " (check --token / HITL_TOKEN)"
+        return cls(message, **details)
+
+    @staticmethod
+    def _parse(model: type[M], data: Any) -> M:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise StoreUnavailable(f"the server sent an invalid {model.__name__}: {exc.errors()[0]['msg']}") from None
+
+    @staticmethod
+    def _parse_list(adapter: TypeAdapter[Any], data: Any, what: str) -> Any:
+        try:
+            return adapter.validate_python(data)
+        except ValidationError as exc:
+            raise StoreUnavailable(f"the server sent an invalid {what}: {exc.errors()[0]['msg']}") from None
+
+    async def whoami(self) -> Whoami:
+        """The token's name and role (``read_only`` follows from it)."""
+        self._whoami = self._parse(Whoami, await self._call("GET", "/v1/whoami"))
+        return self._whoami
+
+    # ================================================================= policy
+    async def evaluate(
+        self, tool: str, args: dict[str, Any], confidence: int | None = None, agent: str | None = None
+    ) -> Decision:
+        body = _build(EvaluateIn, tool=tool, args=args, confidence=confidence, agent=agent)
+        return self._parse(Decision, await self._call("POST", "/v1/policy/evaluate", body=body))
+
+    # ================================================================= requests
+    async def create_request(self, data: RequestCreate) -> ApprovalRequest:
+        return self._parse(ApprovalRequest, await self._call("POST", "/v1/requests", body=data))
+
+    async def get_request(self, request_id: int) -> ApprovalRequest:
+        return self._parse(ApprovalRequest, await self._call("GET", f"/v1/requests/{int(request_id)}"))
+
+    async def list_requests(
+        self,
+        status: RequestStatus | None = RequestStatus.pending,
+        *,
+        agent: str | None = None,
+        tool: str | None = None,
+        search: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> Page:
+        params = {
+            "status": "all" if status is None else RequestStatus(status).value,
+            "agent": agent, "tool": tool, "search": search, "offset": offset, "limit": limit,
+        }
+        page = self._parse(RequestPage, await self._call("GET", "/v1/requests", params=params))
+        return Page(items=list(page.items), total=page.total)
+
+    async def decide(self, request_id: int, decision: DecisionIn, reviewer: str | None = None) -> ApprovalRequest:
+        data = await self._call("POST", f"/v1/requests/{int(request_id)}/decision", body=decision)
+        return self._parse(ApprovalRequest, data)
+
+    async def cancel_request(
+        self, request_id: int, actor: str | None = None, reason: str | None = None
+    ) -> ApprovalRequest:
+        body = _build(CancelIn, reason=reason)
+        data = await self._call("POST", f"/v1/requests/{int(request_id)}/cancel", body=body)
+        return self._parse(ApprovalRequest, data)
+
+    async def wait_for_request(self, request_id: int, timeout: float | None = None) -> ApprovalRequest:
+        path = f"/v1/requests/{int(request_id)}/wait"
+
+        def done(req: ApprovalRequest) -> bool:
+            return req.status in TERMINAL_STATUSES
+
+        return await self._long_poll(path, {}, ApprovalRequest, done, timeout)
+
+    # ================================================================= escalations
+    async def create_escalation(self, data: EscalationCreate) -> Escalation:
+        return self._parse(Escalation, await self._call("POST", "/v1/escalations", body=data))
+
+    async def get_escalation(self, escalation_id: int) -> Escalation:
+        return self._parse(Escalation, await self._call("GET", f"/v1/escalations/{int(escalation_id)}"))
+
+    async def list_escalations(
+        self, status: EscalationStatus | None = None, *, agent: str | None = None, offset: int = 0, limit: int = 100
+    ) -> Page:
+        params = {
+            "status": None if status is None else EscalationStatus(status).value,
+            "agent": agent, "offset": offset, "limit": limit,
+        }
+        page = self._parse(EscalationPage, await self._call("GET", "/v1/escalations", params=params))
+        return Page(items=list(page.items), total=page.total)
+
+    async def post_message(
+        self, escalation_id: int, text: str, author: str | None = None, role: MessageRole = MessageRole.human
+    ) -> Escalation:
+        """The server sets author and role from the token (an agent token posts as the agent)."""
+        from ..models import MessageIn
+
+        body = _build(MessageIn, text=text)
+        data = await self._call("POST", f"/v1/escalations/{int(escalation_id)}/messages", body=body)
+        return self._parse(Escalation, data)
+
+    async def set_escalation_status(
+        self, escalation_id: int, status: EscalationStatus, actor: str | None = None, note: str | None = None
+    ) -> Escalation:
+        body = _build(EscalationStatusIn, status=status, note=note)
+        data = await self._call("POST", f"/v1/escalations/{int(escalation_id)}/status", body=body)
+        return self._parse(Escalation, data)
+
+    async def wait_for_escalation(
+        self, escalation_id: int, seen_messages: int, timeout: float | None = None
+    ) -> Escalation:
+        path = f"/v1/escalations/{int(escalation_id)}/wait"
+
+        def done(esc: Escalation) -> bool:
+            if esc.status in (EscalationStatus.taken_over, EscalationStatus.resolved):
+                return True
+            return any(m.role is MessageRole.human for m in esc.messages[seen_messages:])
+
+        return await self._long_poll(path, {"seen": int(seen_messages)}, Escalation, done, timeout)
+
+    async def _long_poll(
+        self, path: str, params: dict[str, Any], model: type[M], done: Any, timeout: float | None
+    ) -> M:
+        """Re-issue the server's long-poll until ``done(answer)`` or the timeout; ride out outages."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + max(0.0, timeout)
+        backoff = _Backoff()
+        down_since: float | None = None
+        while True:
+            now = loop.time()
+            remaining = None if deadline is None else max(0.0, deadline - now)
+            poll = POLL_S if remaining is None else min(POLL_S, remaining)
+            try:
+                data = await self._call(
+                    "GET", path, params={**params, "timeout": round(poll, 3)}, read_timeout=poll + POLL_GRACE_S
+                )
+            except ServerUnreachable as exc:
+                now = loop.time()
+                down_since = now if down_since is None else down_since
+                if deadline is not None and now >= deadline:
+                    raise ServerUnreachable(f"{exc.message}; gave up waiting at the deadline") from exc
+                if deadline is None and now - down_since >= self.reconnect_for:
+                    raise ServerUnreachable(
+                        f"{exc.message}; gave up after {self.reconnect_for:.0f}s of trying to reconnect"
+                    ) from exc
+                pause = backoff.delay()
+                if deadline is not None:
+                    pause = min(pause, max(0.0, deadline - now))
+                await asyncio.sleep(pause)
+                continue
+            if data is None:  # 204: the server dropped the poll; ask again
+                continue
+            answer = self._parse(model, data)
+            down_since = None
+            backoff.reset()
+            if done(answer) or (deadline is not None and loop.time() >= deadline):
+                return answer
+
+    # ================================================================= review
+    async def log_review(self, data: ReviewCreate) -> ReviewItem:
+        return self._parse(ReviewItem, await self._call("POST", "/v1/reviews", body=data))
+
+    async def get_review(self, review_id: int) -> ReviewItem:
+        return self._parse(ReviewItem, await self._call("GET", f"/v1/reviews/{int(review_id)}"))
+
+    async def list_reviews(
+        self,
+        reviewed: bool | None = None,
+        *,
+        tool: str | None = None,
+        agent: str | None = None,
+        since: datetime | None = None,
+        verdict: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> Page:
+        params = {
+            "reviewed": None if reviewed is None else ("true" if reviewed else "false"),
+            "tool": tool, "agent": agent, "since": None if since is None else since.isoformat(),
+            "verdict": verdict, "offset": offset, "limit": limit,
+        }
+        page = self._parse(ReviewPage, await self._call("GET", "/v1/reviews", params=params))
+        return Page(items=list(page.items), total=page.total)
+
+    async def mark_review(self, review_id: int, mark: ReviewMark, reviewer: str | None = None) -> ReviewItem:
+        return self._parse(ReviewItem, await self._call("POST", f"/v1/reviews/{int(review_id)}/mark", body=mark))
+
+    # ================================================================= capabilities / rules
+    async def list_capabilities(self) -> list[Capability]:
+        return self._parse_list(_CAPABILITIES, await self._call("GET", "/v1/capabilities"), "capability list")
+
+    async def get_capability(self, tool: str, agent: str | None = None) -> Capability:
+        return self._parse(Capability, await self._call("GET", "/v1/capability", params={"tool": tool, "agent": agent}))
+
+    async def put_capability(self, cap: Capability, actor: str | None = None, reason: str | None = None) -> Capability:
+        body = _build(CapabilityIn, capability=cap, reason=reason)
+        return self._parse(Capability, await self._call("PUT", "/v1/capabilities", body=body))
+
+    async def set_stage(
+        self,
+        tool: str,
+        stage: Stage,
+        actor: str | None = None,
+        reason: str | None = None,
+        *,
+        force: bool = False,
+        agent: str | None = None,
+    ) -> Capability:
+        body = _build(StageIn, tool=tool, stage=stage, reason=reason, force=force, agent=agent)
+        return self._parse(Capability, await self._call("POST", "/v1/capabilities/stage", body=body))
+
+    async def list_rules(self) -> list[Rule]:
+        return self._parse_list(_RULES, await self._call("GET", "/v1/rules"), "rule list")
+
+    async def set_rules(self, rules: list[Rule], actor: str | None = None, reason: str | None = None) -> list[Rule]:
+        body = _build(RulesIn, rules=rules, reason=reason)
+        return self._parse_list(_RULES, await self._call("PUT", "/v1/rules", body=body), "rule list")
+
+    # ================================================================= change feed / audit
+    async def last_seq(self) -> int:
+        return self._parse(Seq, await self._call("GET", "/v1/events/last")).seq
+
+    async def events_after(self, seq: int, limit: int = 1000) -> list[Event]:
+        data = await self._call("GET", "/v1/events/log", params={"after": int(seq), "limit": int(limit)})
+        return self._parse_list(_EVENTS, data, "event list")
+
+    async def subscribe(self, after_seq: int | None = None) -> AsyncIterator[Event]:  # type: ignore[override]
+        last = await self.last_seq() if after_seq is None else int(after_seq)
+        loop = asyncio.get_running_loop()
+        backoff = _Backoff()
+        down_since: float | None = None
+        while True:
+            try:
+                async for ev in self._stream(last):
+                    if ev.seq <= last:
+                        continue  # already delivered (cannot happen with a correct server; never twice)
+                    last = ev.seq
+                    down_since = None
+                    backoff.reset()
+                    yield ev
+                reason = "the server closed the event stream"
+            except ServerUnreachable as exc:
+                reason = exc.message
+            now = loop.time()
+            down_since = now if down_since is None else down_since
+            if now - down_since >= self.reconnect_for:
+                raise ServerUnreachable(
+                    f"{reason}; gave up after {self.reconnect_for:.0f}s of trying to reconnect (last event {last})"
+                )
+            await asyncio.sleep(backoff.delay())
+
+    async def _stream(self, after: int) -> AsyncIterator[Event]:
+        """One connection to ``/v1/events``: events after ``after`` until the connection ends."""
+        if self._whoami is None:
+            await self.whoami()
+        client = self._http()
+        timeout = httpx.Timeout(self.timeout, connect=self.connect_timeout, read=SSE_READ_TIMEOUT_S)
+        try:
+            async with aconnect_sse(
+                client, "GET", "/v1/events", params={"after": after}, headers={"Last-Event-ID": str(after)},
+                timeout=timeout,
+            ) as source:
+                response = source.response
+                if not response.is_success:
+                    await response.aread()
+                    raise self._decode_error(response)
+                if "text/event-stream" not in response.headers.get("content-type", ""):
+                    raise StoreUnavailable(f"the server at {self.url} did not answer with an event stream")
+                async for sse in source.aiter_sse():
+                    if sse.event == "error":
+                        raise ServerUnreachable(f"the server's event stream failed: {_message(sse.data)}")
+                    if not sse.id or not sse.data:
+                        continue
+                    try:
+                        ev = Event.model_validate_json(sse.data)
+                    except ValidationError as exc:
+                        raise StoreUnavailable(
+                            f"the server sent an invalid event: {exc.errors()[0]['msg']}"
+                        ) from None
+                    yield ev
+        except httpx.TimeoutException as exc:
+            raise ServerUnreachable(f"the event stream from {self.url} went silent ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(f"lost the event stream from {self.url}: {exc or type(exc).__name__}") from exc
+
+    def _decode_error(self, response: httpx.Response) -> HitlError:
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        return self._error(response, data)
+
+    async def verify_audit(self) -> AuditReport:
+        out = self._parse(AuditOut, await self._call("GET", "/v1/audit/verify"))
+        return AuditReport(ok=out.ok, checked=out.checked, problems=[(p.seq, p.problem) for p in out.problems])
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and not client.is_closed:
+            try:
+                await client.aclose()
+            except RuntimeError:  # made on another (now closed) loop
+                pass
+
+
+def _build(model: type[M], **fields: Any) -> M:
+    """Validate an outgoing body locally: bad input fails here, before any network."""
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise InvalidInput(f"{loc}: {first['msg']}" if loc else first["msg"]) from None
+
+
+def _message(data: str) -> str:
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return data[:200]
+    if isinstance(value, dict) and isinstance(value.get("message"), str):
+        return value["message"]
+    return data[:200]
