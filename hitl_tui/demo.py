@@ -248,11 +248,13 @@ async def _seed_history(backend: Backend, now: datetime) -> None:
         context="Postgres 16: adding a nullable column without a default does not rewrite the table.",
     )
     quorum = await _decide(backend, quorum, "alice", "approve", "metadata-only; safe")
-    quorum = await _decide(backend, quorum, "bob", "approve", "agreed")
-    await backend.log_review(ReviewCreate(
-        agent="migrator", tool="db_migration", args=quorum.effective_args, request_id=quorum.id,
-        result=f"migration {migration} applied to orders-prod in 0.04s\nALTER TABLE", result_limit=RESULT_LIMIT,
-    ))
+    with contextlib.suppress(Conflict):  # over a server every vote is the token holder's: one voter, no quorum
+        quorum = await _decide(backend, quorum, "bob", "approve", "agreed")
+    if quorum.status is RequestStatus.approved:
+        await backend.log_review(ReviewCreate(
+            agent="migrator", tool="db_migration", args=quorum.effective_args, request_id=quorum.id,
+            result=f"migration {migration} applied to orders-prod in 0.04s\nALTER TABLE", result_limit=RESULT_LIMIT,
+        ))
 
     stale = await _ask(
         backend, "triage-bot", "create_github_issue",

@@ -9,7 +9,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,16 @@ def _wipe(path: Path) -> None:
         p.unlink(missing_ok=True)
 
 
+async def _is_empty(backend: Any) -> bool:
+    """No capabilities, requests, escalations or review items yet (API tokens do not count)."""
+    return (
+        not await backend.list_capabilities()
+        and (await backend.list_requests(None, limit=1)).total == 0
+        and (await backend.list_escalations(limit=1)).total == 0
+        and (await backend.list_reviews(limit=1)).total == 0
+    )
+
+
 def _printer() -> Callable[[Any], None]:
     def report(action: Any) -> None:
         print(f"{datetime.now():%H:%M:%S}  {action.line()}", flush=True)
@@ -107,7 +117,7 @@ def _printer() -> Callable[[Any], None]:
 
 
 @contextlib.contextmanager
-def _stop_on_signals(stop: asyncio.Event) -> Any:
+def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
     """Ctrl-C (and SIGTERM) set ``stop`` so the fleet shuts down cleanly instead of being torn down."""
     loop = asyncio.get_running_loop()
     installed = []
@@ -154,7 +164,7 @@ async def cmd_demo(args: argparse.Namespace, ctx: Any) -> int:
         return fail(f"cannot reach {where}: this build lacks the backend for it ({exc})")
     console_backend = None
     try:
-        if await fleet_backend.last_seq() == 0:
+        if await _is_empty(fleet_backend):
             await seed_demo(fleet_backend)
             seeded = "filled with the demo story"
         else:
