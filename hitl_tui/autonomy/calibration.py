@@ -32,10 +32,6 @@ Counts = Sequence[tuple[int, int, int]]  # per confidence 0..100: (approved, den
 COARSE_BANDS: list[tuple[int, int]] = [(0, 59), (60, 89), (90, 100)]
 FINE_BANDS: list[tuple[int, int]] = [(lo, lo + 9) for lo in range(0, 90, 10)] + [(90, 100)]
 
-#: the approval threshold is the lowest confidence from which reviewers approved at least this share
-APPROVAL_FLOOR = 0.5
-
-
 class BandRow(BaseModel):
     low: int
     high: int  # inclusive
@@ -74,6 +70,8 @@ class ThresholdSuggestion(BaseModel):
     above_denied: int = 0
     between_decided: int = 0  # decided in [approval, autonomous)
     between_approved: int = 0
+    below_decided: int = 0  # decided below the approval threshold (they would escalate)
+    below_denied: int = 0
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -125,22 +123,16 @@ def _pct(x: float) -> str:
     return f"{x * 100:.1f}%"
 
 
-def suggest_thresholds(
-    counts: Counts,
-    *,
-    target: float = 0.01,
-    min_sample: int = 30,
-    approval_floor: float = APPROVAL_FLOOR,
-) -> ThresholdSuggestion:
+def suggest_thresholds(counts: Counts, *, target: float = 0.01, min_sample: int = 30) -> ThresholdSuggestion:
     """The threshold pair the observed decisions support.
 
     * autonomous: the lowest confidence ``T`` some decided request was rated such that, among the
       decided requests rated ``>= T``, the share denied is at most ``target`` and there are at least
       ``min_sample`` of them;
-    * approval: the lowest confidence ``A < T`` at which a decided request was rated such that
-      reviewers approved at least half of the decided requests rated in ``[A, T)`` (below ``A``,
-      asking a human for guidance beats asking for approval of an action usually refused); ``T``
-      itself when no such confidence exists.
+    * approval: the ``A <= T`` that would have routed the most requests below ``T`` the way
+      reviewers judged them: denied ones below ``A`` (escalated: the agent asks for guidance instead
+      of asking to run a refused action) plus approved ones in ``[A, T)`` (asked and approved). Only
+      confidences some decided request was rated are candidates; ties go to the lowest ``A``.
 
     Refused (``ok`` false, with the reason) when fewer than ``min_sample`` decided requests carried
     a confidence, or when no threshold keeps the denial rate at or under the target.
@@ -187,33 +179,38 @@ def suggest_thresholds(
             ),
             **base,
         )
-    approval = autonomous
-    between_dec = between_app = 0
-    run_dec = run_app = 0
-    for a in range(autonomous - 1, -1, -1):
-        if approved[a] + denied[a] == 0:
-            continue  # no evidence at this confidence: never move the threshold on none
-        run_dec += approved[a] + denied[a]
-        run_app += approved[a]
-        if run_app >= approval_floor * run_dec:
-            approval, between_dec, between_app = a, run_dec, run_app
+    # approval: maximise denied-below + approved-between over the candidates, lowest first
+    below_app = sum(approved[:autonomous])
+    best = (-1, autonomous)
+    den_below = 0  # denied below the current candidate a
+    app_from = below_app  # approved in [a, T)
+    for a in range(0, autonomous + 1):
+        if a == autonomous or approved[a] + denied[a]:
+            score = den_below + app_from
+            if score > best[0]:
+                best = (score, a)
+        if a < autonomous:
+            den_below += denied[a]
+            app_from -= approved[a]
+    approval = best[1]
+    below_dec = sum(approved[:approval]) + sum(denied[:approval])
+    below_den = sum(denied[:approval])
+    between_dec = sum(approved[approval:autonomous]) + sum(denied[approval:autonomous])
+    between_app = sum(approved[approval:autonomous])
     t_dec, t_den = above_dec[autonomous], above_den[autonomous]
     parts = [
         f"autonomous at confidence >= {autonomous}: {t_den} of {t_dec} decided requests at or above it "
         f"were denied ({_pct(t_den / t_dec)}; target at most {_pct(target)})"
     ]
-    if approval < autonomous:
+    if between_dec:
         parts.append(
             f"approval at >= {approval}: {between_app} of {between_dec} decided between {approval} and "
-            f"{autonomous - 1} were approved ({_pct(between_app / between_dec) if between_dec else '-'})"
+            f"{autonomous - 1} were approved ({_pct(between_app / between_dec)})"
         )
-    elif above_dec[0] == t_dec:
-        parts.append(f"approval at >= {autonomous} too: no decided request rated below {autonomous}")
     else:
-        parts.append(
-            f"approval at >= {autonomous} too: below it reviewers approved less than {approval_floor:.0%}, "
-            "so escalate instead"
-        )
+        parts.append(f"approval at >= {approval}")
+    if below_dec:
+        parts.append(f"below {approval}, {below_den} of {below_dec} were denied (escalate instead)")
     parts.append(f"from {sample} decided requests" + (f" ({expired} expired, not counted)" if expired else ""))
     return ThresholdSuggestion(
         ok=True,
@@ -224,6 +221,8 @@ def suggest_thresholds(
         above_denied=t_den,
         between_decided=between_dec,
         between_approved=between_app,
+        below_decided=below_dec,
+        below_denied=below_den,
         **base,
     )
 
