@@ -135,7 +135,12 @@ def cmd_serve(args: argparse.Namespace, ctx: Any) -> int:
         backlog=4096,
     )
     server = uvicorn.Server(config)
-    server.run()
+    try:
+        server.run()
+    except SystemExit as exc:  # uvicorn exits when it cannot bind (the reason is already logged)
+        if exc.code not in (0, None):
+            print(f"hitl serve: could not serve on {host}:{port}", file=sys.stderr)
+            return EXIT_ERROR
     return 0 if server.started else EXIT_ERROR
 
 

@@ -44,9 +44,12 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T | None:
     abandoned long-poll releases its waiter at once instead of at its timeout."""
     task = asyncio.ensure_future(work)
     watch = asyncio.ensure_future(_client_gone(request))
+    metrics = request.app.state.metrics
+    metrics.long_polls += 1
     try:
         await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        metrics.long_polls -= 1
         for t in (task, watch):
             if not t.done():
                 t.cancel()

@@ -3,7 +3,8 @@
 * ``hitl_requests_pending``: pending requests in the store, read when scraped;
 * ``hitl_decisions_total{outcome}``: requests settled since this process started, by outcome
   (approved, denied, expired, cancelled), counted from the change feed;
-* ``hitl_decision_latency_seconds``: time from filing to settling, as a histogram.
+* ``hitl_decision_latency_seconds``: time from filing to settling, as a histogram;
+* ``hitl_long_polls_active``: agents waiting on this process right now.
 
 The counters follow the shared event log, so every replica on one PostgreSQL counts every
 decision: aggregate replicas with ``max()``, not ``sum()``.
@@ -38,6 +39,7 @@ class Metrics:
         self.bucket_counts = [0] * len(LATENCY_BUCKETS)
         self.latency_sum = 0.0
         self.latency_count = 0
+        self.long_polls = 0  # waits in progress right now
 
     def observe_event(self, ev: Event) -> None:
         if ev.kind not in _SETTLING:
@@ -65,6 +67,9 @@ class Metrics:
             "# HELP hitl_requests_pending Approval requests waiting for a decision.",
             "# TYPE hitl_requests_pending gauge",
             f"hitl_requests_pending {pending}",
+            "# HELP hitl_long_polls_active Agents waiting on this server right now (open long-polls).",
+            "# TYPE hitl_long_polls_active gauge",
+            f"hitl_long_polls_active {self.long_polls}",
             "# HELP hitl_decisions_total Approval requests settled since this server started, by outcome.",
             "# TYPE hitl_decisions_total counter",
         ]
