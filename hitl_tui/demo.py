@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -653,6 +654,9 @@ class _Fleet:
     report: Callable[[FleetAction], None] | None
     max_pending: int = MAX_FLEET_PENDING
     max_escalations: int = MAX_FLEET_ESCALATIONS
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])  # marks this run's requests
+    agents: set[str] = field(default_factory=set)
+    filed: int = 0
     pending: set[int] = field(default_factory=set)  # ids of the fleet's requests still waiting
     escalations: int = 0
     holding: bool = False  # the approval queue is full and agents hold new requests
@@ -672,6 +676,10 @@ class _Fleet:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    def _next_key(self) -> str:
+        self.filed += 1
+        return f"demo-fleet:{self.run_id}:{self.filed}"
 
     async def _sleep(self, seconds: float, rng: random.Random) -> None:
         await asyncio.sleep(max(0.01, seconds * self.pace * rng.uniform(0.6, 1.4)))
@@ -728,7 +736,7 @@ class _Fleet:
             req = await self.backend.create_request(RequestCreate(
                 agent=name, tool=plan.tool, args=plan.args, summary=plan.summary, context=plan.context,
                 risk=decision.risk, confidence=confidence, policy_reason=decision.reason,
-                irreversible=decision.irreversible, timeout_s=timeout,
+                irreversible=decision.irreversible, timeout_s=timeout, idempotency_key=self._next_key(),
             ))
             self.pending.add(req.id)
             self._say(name, plan.tool, f"asked for approval: request #{req.id} ({decision.risk.value} risk)")
@@ -832,21 +840,31 @@ class _Fleet:
     async def shutdown(self) -> None:
         """Cancel every agent and waiter, then withdraw the fleet's still-pending requests."""
         while self.tasks:
-            batch = list(self.tasks)
-            for task in batch:
-                task.cancel()
-            await asyncio.gather(*batch, return_exceptions=True)
+            # Cancel again until each task has ended: on Python 3.11 ``asyncio.wait_for`` can swallow a
+            # cancellation that lands as its inner wait completes (backends use it while waiting).
+            batch = set(self.tasks)
+            running = batch
+            while running:
+                for task in running:
+                    task.cancel()
+                _, running = await asyncio.wait(running, timeout=0.2)
             self.tasks.difference_update(batch)
-        leftover = sorted(self.pending)
         self.pending.clear()
-        if leftover:
-            with contextlib.suppress(Exception, TimeoutError):
-                await asyncio.wait_for(self._withdraw(leftover), 2.0)
+        with contextlib.suppress(Exception, TimeoutError):
+            await asyncio.wait_for(self._withdraw(), 5.0)
 
-    async def _withdraw(self, ids: list[int]) -> None:
-        for rid in ids:
-            with contextlib.suppress(HitlError):
-                await self.backend.cancel_request(rid, None, "the demo fleet stopped")
+    async def _withdraw(self) -> None:
+        """Cancel this run's pending requests, found by their idempotency keys: that includes one
+        whose creation was still in flight when its agent was cancelled."""
+        if not self.filed:
+            return
+        prefix = f"demo-fleet:{self.run_id}:"
+        for agent in sorted(self.agents):
+            page = await self.backend.list_requests(RequestStatus.pending, agent=agent, limit=1000)
+            for req in page.items:
+                if req.idempotency_key and req.idempotency_key.startswith(prefix):
+                    with contextlib.suppress(HitlError):
+                        await self.backend.cancel_request(req.id, None, "the demo fleet stopped")
 
 
 def _explain(exc: BaseException) -> str:
@@ -878,6 +896,7 @@ async def run_fleet(
     master = random.Random(seed)
     try:
         for profile in _profiles(agents):
+            fleet.agents.add(profile.name)
             rng = random.Random(f"{seed}:{profile.name}") if seed is not None else random.Random(master.getrandbits(64))
             fleet._spawn(fleet.agent(profile, rng), f"demo-agent-{profile.name}")
         await stop.wait()

@@ -325,7 +325,9 @@ def test_demo_runs_until_ctrl_c_on_the_named_store(cli_env: dict[str, str], tmp_
     seeded = asyncio.run(_seeded_request_count(tmp_path / "reference.db"))
     assert len(requests) > seeded  # the fill, then the fleet's own requests
     assert not [r for r in requests if r["status"] == "pending" and r["id"] > seeded]
-    assert any(r["status"] == "cancelled" and r["decision_reason"] == "the demo fleet stopped" for r in requests)
+    assert any(r["status"] == "cancelled" and r["decision_reason"] == "the demo fleet stopped" for r in requests), [
+        (r["id"], r["status"], r["decision_reason"]) for r in requests
+    ]
 
 
 async def _seeded_request_count(path: Path) -> int:
