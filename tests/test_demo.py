@@ -357,3 +357,73 @@ def test_demo_defaults_to_a_dedicated_store_and_resets_it(cli_env: dict[str, str
     reset = subprocess.run([*run, "--reset"], env=env, capture_output=True, text=True, timeout=60)
     assert reset.returncode == 0, reset.stderr
     assert "filled with the demo story" in reset.stdout
+
+
+# --------------------------------------------------------------------------- --console
+
+
+class ApprovingApp:
+    """Stands in for the console (``run_async`` like a Textual app): on its own backend, it approves
+    the first request the fleet files and returns once the agent has run it."""
+
+    def __init__(self, backend: LocalBackend) -> None:
+        self.backend = backend
+        self.approved: int | None = None
+
+    async def run_async(self) -> None:
+        async for ev in self.backend.subscribe():
+            if ev.kind is EventKind.request_created and self.approved is None:
+                try:
+                    await self.backend.decide(int(ev.payload["id"]), DecisionIn(decision="approve"), "alice")
+                except HitlError:
+                    continue
+                self.approved = int(ev.payload["id"])
+            elif ev.kind is EventKind.review_logged and ev.payload.get("request_id") == self.approved:
+                return
+
+
+async def test_console_mode_runs_the_fleet_beside_the_app_and_stops_it(tmp_path: Path) -> None:
+    from hitl_tui.cli.demo_cmd import run_with_console
+
+    path = tmp_path / "console.db"
+    fleet_backend = LocalBackend(SQLiteStore(path), actor="fleet")
+    console_backend = LocalBackend(SQLiteStore(path), actor="alice")
+    try:
+        await seed_demo(fleet_backend)
+        seeded_max = (await fleet_backend.list_requests(None, limit=1)).total
+        app = ApprovingApp(console_backend)
+        await asyncio.wait_for(run_with_console(app, fleet_backend, agents=3, pace=0.05), 30)
+        assert app.approved is not None and app.approved > seeded_max
+        # The app ended, so did the fleet: nothing of its is left waiting.
+        pending = (await console_backend.list_requests(RequestStatus.pending, limit=1000)).items
+        assert not [r for r in pending if r.id > seeded_max]
+    finally:
+        await fleet_backend.close()
+        await console_backend.close()
+
+
+async def test_console_mode_with_the_real_console(tmp_path: Path) -> None:
+    console_app = pytest.importorskip("hitl_tui.console.app", reason="the reviewer console is not built yet")
+    from hitl_tui.cli.demo_cmd import run_with_console
+    from hitl_tui.config import Settings
+
+    path = tmp_path / "real-console.db"
+    fleet_backend = LocalBackend(SQLiteStore(path), actor="fleet")
+    console_backend = LocalBackend(SQLiteStore(path), actor="alice")
+    try:
+        await seed_demo(fleet_backend)
+        seeded = (await fleet_backend.list_requests(None, limit=1)).total
+        app = console_app.HitlConsole(console_backend, Settings(store=str(path)))
+
+        async def drive(app: Any) -> None:
+            async with app.run_test(size=(120, 40)) as pilot:
+                async def fleet_filed() -> bool:
+                    return (await console_backend.list_requests(None, limit=1)).total > seeded
+
+                await _until(fleet_filed, "the fleet to file a request while the console runs")
+                await pilot.pause()
+
+        await asyncio.wait_for(run_with_console(app, fleet_backend, agents=3, pace=0.05, run=drive), 60)
+    finally:
+        await fleet_backend.close()
+        await console_backend.close()

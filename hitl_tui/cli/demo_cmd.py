@@ -9,7 +9,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -134,6 +134,36 @@ def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
             loop.remove_signal_handler(sig)
 
 
+async def run_with_console(
+    app: Any,
+    fleet_backend: Any,
+    *,
+    agents: int,
+    pace: float,
+    run: Callable[[Any], Awaitable[Any]] | None = None,
+) -> None:
+    """Run the fleet in the background while ``run(app)`` (default: ``app.run_async()``) runs the
+    console; when the console ends, stop the fleet. The fleet never writes to the terminal."""
+    from ..demo import run_fleet
+
+    demo_log = logging.getLogger("hitl_tui.demo")
+    propagate, quiet = demo_log.propagate, logging.NullHandler()
+    demo_log.propagate = False  # nothing may write over the console
+    demo_log.addHandler(quiet)  # (and no handler at all would mean logging's last-resort stderr one)
+    stop = asyncio.Event()
+    fleet = asyncio.create_task(run_fleet(fleet_backend, stop, agents=agents, pace=pace), name="hitl-demo-fleet")
+    try:
+        await (run(app) if run is not None else app.run_async())
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception, TimeoutError):
+            await asyncio.wait_for(fleet, 10.0)
+        demo_log.propagate = propagate
+        demo_log.removeHandler(quiet)
+    if fleet.done() and not fleet.cancelled() and fleet.exception() is not None:
+        print(f"hitl demo: the fleet failed: {fleet.exception()}", file=sys.stderr)
+
+
 async def cmd_demo(args: argparse.Namespace, ctx: Any) -> int:
     from ..backend import open_backend
     from ..demo import run_fleet, seed_demo
@@ -169,8 +199,8 @@ async def cmd_demo(args: argparse.Namespace, ctx: Any) -> int:
             seeded = "filled with the demo story"
         else:
             seeded = "already has data, kept as it is (--reset starts over)"
-        stop = asyncio.Event()
         if console_cls is None:
+            stop = asyncio.Event()
             print(f"hitl demo: {where} {seeded}", flush=True)
             if not settings.server:
                 print(f"open the console elsewhere: hitl --store {where}", flush=True)
@@ -183,21 +213,11 @@ async def cmd_demo(args: argparse.Namespace, ctx: Any) -> int:
             return 0
 
         # The console and the fleet use separate backends on the same store, like separate processes.
-        logging.getLogger("hitl_tui.demo").addHandler(logging.NullHandler())
-        logging.getLogger("hitl_tui.demo").propagate = False  # nothing may write over the console
         console_backend = open_backend(settings)
-        fleet = asyncio.create_task(run_fleet(fleet_backend, stop, agents=args.agents, pace=args.pace))
-        try:
-            app = console_cls(console_backend, settings)
-            if args.duration:
-                asyncio.get_running_loop().call_later(args.duration, app.exit)
-            await app.run_async()
-        finally:
-            stop.set()
-            with contextlib.suppress(Exception, TimeoutError):
-                await asyncio.wait_for(fleet, 5.0)
-        if fleet.done() and not fleet.cancelled() and fleet.exception() is not None:
-            print(f"hitl demo: the fleet failed: {fleet.exception()}", file=sys.stderr)
+        app = console_cls(console_backend, settings)
+        if args.duration:
+            asyncio.get_running_loop().call_later(args.duration, app.exit)
+        await run_with_console(app, fleet_backend, agents=args.agents, pace=args.pace)
         return 0
     finally:
         if console_backend is not None:
