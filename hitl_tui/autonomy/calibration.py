@@ -238,7 +238,7 @@ def calibration(
 ) -> CalibrationTable:
     """The calibration table of ``tool`` / ``agent`` (None: all) over the window ending on ``now``'s day."""
     settings = settings or AutonomySettings()
-    window = window_days or settings.window_days
+    window = settings.window_days if window_days is None else window_days
     counts = records.confidence_counts(now=now, window_days=window, tool=tool, agent=agent)
     since, until = records.window_bounds(now, window)
     return CalibrationTable(

@@ -50,7 +50,7 @@ class Autonomy:
         return now or datetime.now(UTC)
 
     def _window(self, window_days: int | None) -> int:
-        return window_days or self.settings.window_days
+        return self.settings.window_days if window_days is None else window_days
 
     async def refresh(self, *, max_events: int | None = None) -> int:
         """Fold the events written since the last refresh and reload the capabilities when they

@@ -163,7 +163,7 @@ def suggest(
 
     settings = settings or AutonomySettings()
     now = now or datetime.now(UTC)
-    window = window_days or settings.window_days
+    window = settings.window_days if window_days is None else window_days
     caps = list(capabilities)
     out: list[Suggestion] = []
     for cap in caps:

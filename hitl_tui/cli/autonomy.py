@@ -93,7 +93,7 @@ def _as_of(args: argparse.Namespace) -> datetime:
 
 
 def _window(args: argparse.Namespace, ctx: Any) -> int:
-    window = args.window or ctx.settings.autonomy.window_days
+    window = ctx.settings.autonomy.window_days if args.window is None else args.window
     if not 1 <= window <= 3650:
         raise InvalidInput("--window must be between 1 and 3650 days")
     return int(window)
