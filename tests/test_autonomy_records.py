@@ -288,7 +288,8 @@ def test_folding_a_million_events_in_memory() -> None:
     # a 30-day window holds the last 30 days' blocks: 30 * 2000 = 60,000, a quarter of them per tool
     r = records.record("t0", now=now, window_days=30)
     assert (r.approved, r.edited, r.denied, r.expired) == (45_000, 15_000, 15_000, 15_000)
-    assert (r.reviews_ok, r.reviews_flagged, len(r.flags)) == (15_000, 15_000, 15_000)
+    assert (r.reviews_ok, r.reviews_flagged, len(r.flags)) == (15_000, 15_000, 100)  # the latest 100 listed
+    assert r.flags[-1].at == start + timedelta(days=days - 1, seconds=200)
     assert r.median_decision_s == 45  # half the decisions took 30 s, a quarter 60 s, a quarter 90 s
     assert r.p90_decision_s == 90
     assert r.last_denial_at == start + timedelta(days=days - 1, seconds=90)

@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from hitl_tui.autonomy import Autonomy, Dismissals, Suggestion, TrackRecords, on_review_flagged, suggest, watch_flags
+from hitl_tui.autonomy import (
+    Autonomy,
+    Dismissals,
+    Suggestion,
+    TrackRecords,
+    auto_demotion_notice,
+    on_review_flagged,
+    suggest,
+    watch_flags,
+)
 from hitl_tui.backend.local import LocalBackend
 from hitl_tui.config import AutonomySettings, Settings
 from hitl_tui.errors import Conflict, InvalidInput
@@ -208,6 +217,8 @@ async def test_a_flag_demotes_an_autonomous_capability(store, clock, backend) ->
     [event] = await store.events_after(seq - 1)
     assert event.kind is EventKind.stage_changed and event.actor == "system"
     assert event.payload["reason"] == change.reason
+    assert auto_demotion_notice(event) == f"rm demoted to approval: review #{item.id} flagged by alice: wrong file"
+    assert auto_demotion_notice((await store.events_after(seq - 2))[0]) is None  # the flag itself
     assert (event.payload["from"], event.payload["to"]) == ("autonomous", "approval")
 
     # idempotent: another flag on the demoted capability changes nothing

@@ -19,7 +19,7 @@ from .calibration import (
     suggest_thresholds,
 )
 from .chart import bar, render_bars
-from .demotion import governing_capability, on_review_flagged, watch_flags
+from .demotion import auto_demotion_notice, governing_capability, on_review_flagged, watch_flags
 from .dismissals import Dismissal, Dismissals, default_dismissals_path
 from .records import FlagInfo, TrackRecord, TrackRecords, percentile, scope_for
 from .service import Autonomy
@@ -48,6 +48,7 @@ __all__ = [
     "TrackRecord",
     "TrackRecords",
     "accept",
+    "auto_demotion_notice",
     "band_rows",
     "bar",
     "calibration",

@@ -22,15 +22,34 @@ from pydantic import ValidationError
 
 from ..config import AutonomySettings, Settings
 from ..errors import HitlError, NotFound
-from ..models import Capability, EventKind, ReviewItem, Stage, Verdict
+from ..models import Capability, Event, EventKind, ReviewItem, Stage, Verdict
+from ..text import sanitise
 from .suggestions import Suggestion, flag_sentence, promoted_at
 
-__all__ = ["DemoteMode", "governing_capability", "on_review_flagged", "watch_flags"]
+__all__ = ["AUTO_DEMOTED", "DemoteMode", "auto_demotion_notice", "governing_capability", "on_review_flagged",
+           "watch_flags"]
 
 log = logging.getLogger(__name__)
 
 DemoteMode = Literal["suggest", "act", "off"]
 AUTO_ACTOR = "system"
+AUTO_DEMOTED = "auto-demoted: "  # the reason prefix of an automatic demotion
+
+
+def auto_demotion_notice(ev: Event) -> str | None:
+    """The one-line, sanitised notice a console shows for an automatic demotion event, else None.
+
+    ``rm@bot demoted to approval: review #12 flagged by alice: wrong file``
+    """
+    if ev.kind != EventKind.stage_changed:
+        return None
+    p = ev.payload
+    reason = p.get("reason")
+    if not isinstance(reason, str) or not reason.startswith(AUTO_DEMOTED) or not isinstance(p.get("tool"), str):
+        return None
+    agent = p.get("agent")
+    target = p["tool"] + (f"@{agent}" if isinstance(agent, str) and agent else "")
+    return sanitise(f"{target} demoted to {p.get('to')}: {reason[len(AUTO_DEMOTED):]}", oneline=True, limit=300)
 
 
 async def governing_capability(backend: Any, tool: str, agent: str | None) -> Capability | None:
@@ -72,7 +91,7 @@ async def on_review_flagged(
     )
     if mode == "suggest":
         return suggestion
-    updated = await backend.set_stage(cap.tool, Stage.approval, actor, f"auto-demoted: {evidence}", agent=cap.agent)
+    updated = await backend.set_stage(cap.tool, Stage.approval, actor, AUTO_DEMOTED + evidence, agent=cap.agent)
     if updated.stage is not Stage.approval:  # someone else changed it in between; leave it be
         return None
     return suggestion.model_copy(update={"applied": True})

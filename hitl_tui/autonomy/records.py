@@ -48,6 +48,7 @@ __all__ = [
 
 DAY_SECONDS = 86400
 NOTE_LIMIT = 200  # characters of a reviewer's note kept with a flag
+MAX_FLAGS = 100  # a record lists at most the latest this many flags (``reviews_flagged`` counts them all)
 
 _DECIDED = EventKind.request_decided.value
 _EXPIRED = EventKind.request_expired.value
@@ -143,7 +144,7 @@ class TrackRecord(BaseModel):
     p90_decision_s: float | None = None
     last_denial_at: datetime | None = None  # the latest denial up to ``until``, in or before the window
     last_flag_at: datetime | None = None  # the latest flag up to ``until``, in or before the window
-    flags: list[FlagInfo] = Field(default_factory=list)  # the window's flags, oldest first
+    flags: list[FlagInfo] = Field(default_factory=list)  # the window's latest 100 flags, oldest first
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -424,7 +425,7 @@ class TrackRecords:
         hist: dict[int, int] = {}
         last_denial: float | None = None
         last_flag: float | None = None
-        flags: list[FlagInfo] = []
+        flags: list[tuple[float, int, str, str, str | None, str | None]] = []
         for key in self._keys(tool, agents_key, exclude_agents):
             for day, b in self._series[key].items():
                 if day > today:
@@ -435,10 +436,7 @@ class TrackRecords:
                     if last_flag is None or ts > last_flag:
                         last_flag = ts
                     if day >= first:
-                        at = datetime.fromtimestamp(ts, UTC)
-                        flags.append(
-                            FlagInfo(review_id=rid, tool=key[0], agent=key[1], at=at, reviewer=reviewer, note=note)
-                        )
+                        flags.append((ts, rid, key[0], key[1], reviewer, note))
                 if day < first:
                     continue
                 out.approved += b.approved
@@ -453,7 +451,11 @@ class TrackRecords:
         out.p90_decision_s = percentile(hist, 0.9)
         out.last_denial_at = None if last_denial is None else datetime.fromtimestamp(last_denial, UTC)
         out.last_flag_at = None if last_flag is None else datetime.fromtimestamp(last_flag, UTC)
-        out.flags = sorted(flags, key=lambda f: (f.at, f.review_id))
+        flags.sort(key=lambda f: (f[0], f[1]))
+        out.flags = [
+            FlagInfo(review_id=rid, tool=t, agent=a, at=datetime.fromtimestamp(ts, UTC), reviewer=who, note=note)
+            for ts, rid, t, a, who, note in flags[-MAX_FLAGS:]
+        ]
         self._cache[cache_key] = (version, out)
         if len(self._cache) > 4096:
             self._cache.clear()
