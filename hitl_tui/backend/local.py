@@ -54,6 +54,14 @@ def default_actor() -> str:
         return "reviewer"
 
 
+async def _wait_flag(flag: asyncio.Event, timeout: float | None) -> None:
+    """Wait for ``flag`` up to ``timeout``. (Not ``asyncio.wait_for``: on Python 3.11 it can
+    swallow a cancellation that arrives just as the flag is set.)"""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await flag.wait()
+
+
 class _Failure:
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
@@ -211,8 +219,7 @@ class LocalBackend(Backend):
         self._waiters[subject].add(flag)
         try:
             timeout = None if until_loop_time is None else max(0.0, until_loop_time - asyncio.get_running_loop().time())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(flag.wait(), timeout)
+            await _wait_flag(flag, timeout)
         finally:
             flags = self._waiters.get(subject)
             if flags is not None:
@@ -244,8 +251,7 @@ class LocalBackend(Backend):
                 if give_up is not None and loop.time() >= give_up:
                     return req
                 remaining = None if wake is None else max(0.0, wake - loop.time())
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(flag.wait(), remaining)
+                await _wait_flag(flag, remaining)
             finally:
                 flags = self._waiters.get(subject)
                 if flags is not None:
@@ -295,8 +301,7 @@ class LocalBackend(Backend):
                 if give_up is not None and loop.time() >= give_up:
                     return esc
                 remaining = None if give_up is None else max(0.0, give_up - loop.time())
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(flag.wait(), remaining)
+                await _wait_flag(flag, remaining)
             finally:
                 flags = self._waiters.get(subject)
                 if flags is not None:

@@ -112,7 +112,8 @@ class ChangeNotifier:
             entry = (loop, fut, after)
             self._waiters.append(entry)
         try:
-            return await asyncio.wait_for(fut, timeout)
+            async with asyncio.timeout(timeout):
+                return await fut
         except TimeoutError:
             return self._seq
         finally:
@@ -252,6 +253,8 @@ class SQLiteStore(Store):
             self._conn = None
 
     def _flush(self, writes: list[_Job]) -> None:
+        # A write whose caller gave up before it started is skipped; once started it completes.
+        writes = [j for j in writes if j.fut.set_running_or_notify_cancel()]
         if not writes:
             return
         conn = self._conn
