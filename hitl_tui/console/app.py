@@ -1,0 +1,340 @@
+"""``HitlConsole``: the Textual app reviewers live in.
+
+Four panes (approvals, escalations, review, capabilities) over one :class:`Backend`. Everything
+shown comes from backend reads; everything live comes from the backend's change feed (one
+worker, :class:`LiveFeed`), never from polling. Backend calls run in workers, so a slow
+backend never freezes a key press. The app does not own the backend: whoever opened it closes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import ValidationError
+from textual import events
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import ContentSwitcher, Footer
+
+from ..backend.base import Backend
+from ..backend.local import default_actor
+from ..config import Settings
+from ..errors import HitlError
+from ..models import ApprovalRequest, Capability, EscalationStatus, Event, EventKind, RequestStatus
+from ..text import sanitise
+from .adapters import one_line, request_summary
+from .commands import ConsoleCommands
+from .live import Link, LinkState, LiveFeed
+from .screens import HelpScreen
+from .widgets.approvals import ApprovalsPane
+from .widgets.capabilities import CapabilitiesPane
+from .widgets.escalations import EscalationsPane
+from .widgets.pane import Pane
+from .widgets.review import ReviewPane
+from .widgets.status_line import StatusLine
+from .widgets.tab_bar import PaneCounts, TabBar
+from .widgets.virtual_table import VirtualTable
+
+WIDE = 120  # columns from which lists and details sit side by side
+
+Clock = Callable[[], datetime]
+GLOBAL_ACTIONS = frozenset({"next_pane", "previous_pane", "show_pane", "help", "quit"})
+
+
+def _local_now() -> datetime:
+    return datetime.now(UTC).astimezone()
+
+
+class HitlConsole(App[None]):
+    """The reviewer console. ``clock`` drives every age and countdown shown (tests fix it)."""
+
+    CSS_PATH = Path(__file__).with_name("app.tcss")
+    TITLE = "hitl console"
+    COMMANDS = App.COMMANDS | {ConsoleCommands}
+    NOTIFICATION_TIMEOUT = 6
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("1", "show_pane('approvals')", "Approvals", show=False),
+        Binding("2", "show_pane('escalations')", "Escalations", show=False),
+        Binding("3", "show_pane('review')", "Review", show=False),
+        Binding("4", "show_pane('capabilities')", "Capabilities", show=False),
+        Binding("tab", "next_pane", "Next pane", show=False, priority=True),
+        Binding("shift+tab", "previous_pane", "Previous pane", show=False, priority=True),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    PANE_ORDER: ClassVar[list[str]] = ["approvals", "escalations", "review", "capabilities"]
+
+    def __init__(self, backend: Backend, settings: Settings | None = None, *, clock: Clock | None = None) -> None:
+        super().__init__()
+        self.backend = backend
+        self.settings = settings or Settings()
+        self._clock = clock or _local_now
+        self.reviewer = self.settings.reviewer or default_actor()
+        self.read_only = bool(backend.read_only)
+        self.bells = 0  # how many times the bell rang (the terminal bell is silent when headless)
+        self.said: deque[tuple[str, str, str]] = deque(maxlen=50)  # recent notifications: (severity, title, text)
+        self.counts = PaneCounts()
+        self._caps: list[Capability] = []
+        self._counting = False
+        self._count_again = False
+        self.feed = LiveFeed(backend, on_event=self._on_live_event, on_link=self._on_link, on_sync=self._sync)
+        if self.settings.console.theme:
+            self._wanted_theme: str | None = self.settings.console.theme
+        else:
+            self._wanted_theme = None
+
+    # ================================================================= layout
+    def compose(self) -> ComposeResult:
+        yield TabBar(id="tabs")
+        with ContentSwitcher(initial="approvals", id="panes"):
+            yield ApprovalsPane()
+            yield EscalationsPane()
+            yield ReviewPane()
+            yield CapabilitiesPane()
+        yield StatusLine(self.backend.describe(), self.reviewer, self.read_only, id="status")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        if self._wanted_theme and self._wanted_theme in self.available_themes:
+            self.theme = self._wanted_theme
+        self.run_worker(self.feed.run(), group="live", exit_on_error=False)
+        self.set_interval(1.0, self._tick)
+        self.active_pane.focus_main()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.query_one("#panes").set_class(event.size.width >= WIDE, "-wide")
+
+    @property
+    def panes(self) -> list[Pane]:
+        return list(self.query(Pane))
+
+    def pane(self, pane_id: str) -> Pane:
+        return self.query_one(f"#{pane_id}", Pane)
+
+    @property
+    def active_pane(self) -> Pane:
+        current = self.query_one("#panes", ContentSwitcher).current or "approvals"
+        return self.pane(current)
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    # ================================================================= panes and keys
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # a dialog is open: its keys win (tab moves focus, q is a letter)
+        return not (action in GLOBAL_ACTIONS and len(self.screen_stack) > 1)
+
+    def action_show_pane(self, pane_id: str) -> None:
+        self.query_one("#panes", ContentSwitcher).current = pane_id
+        self.query_one(TabBar).set_active(pane_id)
+        pane = self.pane(pane_id)
+        pane.tick()
+        pane.focus_main()
+
+    def _step_pane(self, step: int) -> None:
+        at = self.PANE_ORDER.index(self.active_pane.PANE_ID)
+        self.action_show_pane(self.PANE_ORDER[(at + step) % len(self.PANE_ORDER)])
+
+    def action_next_pane(self) -> None:
+        self._step_pane(1)
+
+    def action_previous_pane(self) -> None:
+        self._step_pane(-1)
+
+    def on_tab_bar_chosen(self, event: TabBar.Chosen) -> None:
+        self.action_show_pane(event.pane_id)
+
+    def action_help(self) -> None:
+        pane = self.active_pane
+        self.push_screen(HelpScreen(f"Keys: {pane.TITLE}", self.help_sections(pane), self.help_notes(pane)))
+
+    def _bindings_of(self, cls: type) -> list[Binding]:
+        out: list[Binding] = []
+        seen: set[str] = set()
+        for klass in cls.__mro__:
+            for b in klass.__dict__.get("BINDINGS", []):
+                if isinstance(b, Binding) and b.key not in seen and b.description:
+                    seen.add(b.key)
+                    out.append(b)
+        return out
+
+    def help_sections(self, pane: Pane) -> list[tuple[str, list[tuple[str, str]]]]:
+        def rows(bindings: list[Binding]) -> list[tuple[str, str]]:
+            return [(self._keys_display(b), b.description) for b in bindings]
+
+        sections = [(f"{pane.TITLE} pane", rows(self._bindings_of(type(pane))))]
+        if isinstance(pane, EscalationsPane):
+            sections.append(("Reply box", [("enter, ctrl+s", "Send the reply"), ("esc", "Leave the reply box")]))
+        sections.append(("Lists", [*rows(self._bindings_of(VirtualTable)), ("enter", "Open / focus the detail")]))
+        everywhere = [
+            ("1 2 3 4", "Approvals · Escalations · Review · Capabilities"),
+            ("tab, shift+tab", "Next / previous pane"),
+            *rows([b for b in self._bindings_of(type(self)) if b.show]),
+            ("ctrl+p", "Command palette: every action by name"),
+        ]
+        sections.append(("Everywhere", everywhere))
+        return sections
+
+    def _keys_display(self, binding: Binding) -> str:
+        return ", ".join(
+            self.get_key_display(Binding(k.strip(), binding.action)) for k in binding.key.split(",") if k.strip()
+        )
+
+    def help_notes(self, pane: Pane) -> list[str]:
+        notes = pane.help_notes()
+        notes.append("Mouse: click rows, tabs and footer keys; the wheel scrolls.")
+        if self.read_only:
+            notes.append("This connection is read-only: you can look but not decide.")
+        return notes
+
+    def run_pane_action(self, pane_id: str, action: str) -> None:
+        """Show a pane and run one of its actions (used by the command palette)."""
+        self.action_show_pane(pane_id)
+        pane = self.pane(pane_id)
+        self.call_later(pane.run_action, action)
+
+    def _tick(self) -> None:
+        self.active_pane.tick()
+
+    # ================================================================= talking to the reviewer
+    def say(
+        self, message: str, severity: str = "information", *, title: str = "", timeout: float | None = None
+    ) -> None:
+        """A notification; its text is sanitised and never parsed as markup."""
+        text, heading = sanitise(message, limit=2000), sanitise(title, oneline=True, limit=120)
+        self.said.append((severity, heading, text))
+        self.notify(
+            text,
+            title=heading,
+            severity=severity,  # type: ignore[arg-type]
+            timeout=timeout,
+            markup=False,
+        )
+
+    def ensure_writable(self, what: str) -> bool:
+        """Refuse (and say why) when this console must not send anything: fail closed."""
+        if self.read_only:
+            self.say(f"Read-only connection: you can look but not {what}.", "warning")
+            return False
+        link = self.feed.link
+        if not link.up:
+            detail = f" ({link.detail})" if link.detail else ""
+            self.say(f"Not connected to the backend{detail}: nothing was sent.", "error", title="Disconnected")
+            return False
+        return True
+
+    def ring_bell(self) -> None:
+        self.bells += 1
+        self.bell()
+
+    # ================================================================= capabilities (for irreversible checks)
+    def capabilities_loaded(self, caps: list[Capability]) -> None:
+        self._caps = caps
+        if self.counts.capabilities != len(caps):
+            self.counts.capabilities = len(caps)
+            self.query_one(TabBar).set_counts(self.counts)
+
+    def capability_for(self, tool: str, agent: str | None = None) -> Capability | None:
+        scoped = next((c for c in self._caps if c.tool == tool and c.agent == agent and agent), None)
+        return scoped or next((c for c in self._caps if c.tool == tool and c.agent is None), None)
+
+    # ================================================================= live
+    def _on_link(self, link: Link) -> None:
+        self.query_one(TabBar).set_link(link)
+        self.query_one(StatusLine).set_link(link)
+        if link.state is LinkState.disconnected:
+            self.sub_title = "disconnected"
+
+    def _sync(self) -> None:
+        """(Re)load everything shown: at start and after a reconnect."""
+        for pane in self.panes:
+            pane.reload()
+        self._recount()
+
+    def _on_live_event(self, event: Event) -> None:
+        kind = event.kind
+        if kind.startswith("request."):
+            self.pane("approvals").handle_event(event)
+            if kind is EventKind.request_created:
+                self._alert(event)
+            elif kind is EventKind.request_decided:
+                self._capabilities_pane.refresh_stats()
+        elif kind.startswith("escalation."):
+            self.pane("escalations").handle_event(event)
+        elif kind.startswith("review."):
+            self.pane("review").handle_event(event)
+            if kind is EventKind.review_marked:
+                self._capabilities_pane.refresh_stats()
+        elif kind.startswith(("capability.", "rules.")):
+            self.pane("capabilities").handle_event(event)
+        else:
+            return
+        self._recount()
+
+    @property
+    def _capabilities_pane(self) -> CapabilitiesPane:
+        return self.query_one(CapabilitiesPane)
+
+    def _alert(self, event: Event) -> None:
+        try:
+            req = ApprovalRequest.model_validate(event.payload)
+        except ValidationError:
+            return
+        if req.risk.value not in self.settings.console.notify_risks or not req.is_pending:
+            return
+        if self.settings.console.bell:
+            self.ring_bell()
+        self.say(
+            f"{one_line(req.agent, 40)} → {one_line(req.tool, 60)}: {request_summary(req, 160)}",
+            "warning",
+            title=f"New {req.risk.value}-risk request #{req.id}",
+        )
+
+    def _recount(self) -> None:
+        if self._counting:
+            self._count_again = True
+            return
+        self._counting = True
+        self.run_worker(self._count(), group="counts", exit_on_error=False)
+
+    async def _count(self) -> None:
+        b = self.backend
+        try:
+            while True:
+                self._count_again = False
+                try:
+                    pending = (await b.list_requests(RequestStatus.pending, limit=1)).total
+                    waiting = (await b.list_escalations(EscalationStatus.open, limit=1)).total
+                    unreviewed = (await b.list_reviews(False, limit=1)).total
+                except HitlError:
+                    return
+                self.counts = PaneCounts(pending, waiting, unreviewed, self.counts.capabilities)
+                self.query_one(TabBar).set_counts(self.counts)
+                if not self._count_again:
+                    return
+        finally:
+            self._counting = False
+
+    # ================================================================= tests and scripts
+    async def wait_settled(self, timeout: float = 10.0) -> None:
+        """Wait until every load started so far (and any it started) has finished."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.feed.link.state is LinkState.connecting and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        while loop.time() < deadline:
+            busy = [w for w in self.workers if w.group != "live" and not w.is_finished]
+            if not busy:
+                await asyncio.sleep(0.01)
+                if not [w for w in self.workers if w.group != "live" and not w.is_finished]:
+                    return
+                continue
+            await asyncio.wait_for(self.workers.wait_for_complete(busy), max(0.01, deadline - loop.time()))
+        raise TimeoutError("the console did not settle")

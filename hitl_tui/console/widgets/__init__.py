@@ -1,0 +1,1 @@
+"""Console widgets, one per file: panes, detail panels, the virtual table, bars."""

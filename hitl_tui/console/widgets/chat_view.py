@@ -1,0 +1,74 @@
+"""A chat-style view of one escalation thread: agent on the left, humans on the right, with times."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.widgets import Static
+
+from ...models import Escalation, EscalationMessage, MessageRole
+from ..adapters import block, clock_time, one_line
+
+
+def message_content(msg: EscalationMessage, now: datetime, reviewer: str) -> Content:
+    who = one_line(msg.author, 60)
+    if msg.role is MessageRole.human and msg.author == reviewer:
+        who += " (you)"
+    head = Content.assemble((who, "bold"), ("  " + clock_time(msg.at, now), "$text-muted"))
+    return Content.assemble(head, "\n", block(msg.text))
+
+
+class MessageBubble(Static):
+    DEFAULT_CSS = """
+    MessageBubble { height: auto; padding: 0 1; margin: 0 0 1 0; }
+    MessageBubble.-agent { margin-right: 6; background: $boost; border-left: outer $warning; }
+    MessageBubble.-human { margin-left: 6; background: $primary 15%; border-right: outer $primary; }
+    """
+
+
+class ChatView(VerticalScroll, can_focus=True):
+    DEFAULT_CSS = """
+    ChatView { height: 1fr; padding: 0 1; border-top: hkey $panel-lighten-2; border-title-style: bold; }
+    ChatView:focus { border-top: hkey $primary; }
+    ChatView > #chat-empty { color: $text-muted; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.escalation: Escalation | None = None
+        self._shown = 0
+
+    def on_mount(self) -> None:
+        self.border_title = "Conversation"
+
+    async def show(self, esc: Escalation | None, now: datetime, reviewer: str) -> None:
+        same = self.escalation is not None and esc is not None and self.escalation.id == esc.id
+        self.escalation = esc
+        if esc is None:
+            await self.remove_children()
+            self._shown = 0
+            await self.mount(Static("Select a thread to read it.", id="chat-empty"))
+            self.border_title = "Conversation"
+            return
+        self.border_title = Content(f"#{esc.id} {one_line(esc.agent, 40)} · {esc.status.value.replace('_', ' ')}")
+        if not same or len(esc.messages) < self._shown:
+            await self.remove_children()
+            self._shown = 0
+            if esc.context:
+                await self.mount(
+                    Static(Content.assemble(("Context: ", "bold $text-muted"), block(esc.context)), classes="context")
+                )
+        new = esc.messages[self._shown :]
+        if new:
+            await self.mount_all(
+                [
+                    MessageBubble(
+                        message_content(m, now, reviewer), classes="-human" if m.role is MessageRole.human else "-agent"
+                    )
+                    for m in new
+                ]
+            )
+            self._shown = len(esc.messages)
+        self.scroll_end(animate=False)

@@ -1,0 +1,577 @@
+"""A virtual list on the line API: 100,000 rows cost what the screen shows, not what the list holds.
+
+Rows come from a windowed ``fetch(offset, limit) -> Page`` (a backend ``list_*`` call) in pages
+that are cached and evicted; only the pages the viewport touches are ever fetched. A reload
+(after a live event) fetches the window around the viewport once, swaps it in atomically and
+keeps the cursor on the same item, so rows never jump under a reviewer's finger.
+
+When the item under the cursor leaves the list (decided by someone else, expired), it stays
+visible as a *ghost* row at the cursor until the reviewer moves away, so the detail panel and
+the next key press still refer to what the reviewer was looking at.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from ...errors import HitlError
+from ...models import Page
+from ..adapters import Cell
+
+Fetch = Callable[[int, int], Awaitable[Page]]
+RenderRow = Callable[[Any], dict[str, Cell]]
+KeyOf = Callable[[Any], Hashable]
+
+GUTTER = 2  # selection mark and a space
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    width: int | None = None  # fixed width; None: share the remaining width by ``flex``
+    flex: int = 0
+    min_width: int = 4
+    drop: int = 0  # when the table is too narrow, columns with the highest ``drop`` go first
+    right: bool = False
+
+
+class VirtualTable(ScrollView, can_focus=True):
+    """A lazily fed, virtual table with a cursor, multi-selection and a fixed header row."""
+
+    ALLOW_MAXIMIZE = False
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up,k", "cursor_up", "Up", show=False),
+        Binding("down,j", "cursor_down", "Down", show=False),
+        Binding("pageup,ctrl+b", "page_up", "Page up", show=False),
+        Binding("pagedown,ctrl+f", "page_down", "Page down", show=False),
+        Binding("home,g", "first", "First", show=False),
+        Binding("end,G", "last", "Last", show=False),
+    ]
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "vt--header",
+        "vt--cursor",
+        "vt--selected",
+        "vt--placeholder",
+        "vt--dim",
+        "vt--strong",
+        "vt--ok",
+        "vt--warn",
+        "vt--err",
+        "vt--ghost",
+        "vt--risk-low",
+        "vt--risk-medium",
+        "vt--risk-high",
+        "vt--risk-critical",
+    }
+
+    DEFAULT_CSS = """
+    VirtualTable {
+        overflow-x: hidden;
+        overflow-y: auto;
+        height: 1fr;
+        background: $surface;
+        scrollbar-size-vertical: 1;
+    }
+    VirtualTable > .vt--header { text-style: bold; color: $text-muted; background: $panel; }
+    VirtualTable > .vt--cursor { background: $panel-lighten-2; }
+    VirtualTable:focus > .vt--cursor {
+        background: $block-cursor-background;
+        color: $block-cursor-foreground;
+        text-style: bold;
+    }
+    VirtualTable > .vt--selected { background: $accent 25%; }
+    VirtualTable > .vt--placeholder { color: $text-disabled; text-style: italic; }
+    VirtualTable > .vt--dim { color: $text-muted; }
+    VirtualTable > .vt--strong { text-style: bold; }
+    VirtualTable > .vt--ok { color: $text-success; }
+    VirtualTable > .vt--warn { color: $text-warning; }
+    VirtualTable > .vt--err { color: $text-error; }
+    VirtualTable > .vt--ghost { color: $text-disabled; text-style: strike; }
+    VirtualTable > .vt--risk-low { color: $text-muted; }
+    VirtualTable > .vt--risk-medium { color: $text; }
+    VirtualTable > .vt--risk-high { color: $text-warning; text-style: bold; }
+    VirtualTable > .vt--risk-critical { color: $text-error; text-style: bold underline; }
+    """
+
+    class Highlighted(Message):
+        """The item under the cursor changed (another item, or new data for the same item)."""
+
+        def __init__(self, table: VirtualTable, item: Any, user: bool) -> None:
+            super().__init__()
+            self.table = table
+            self.item = item
+            self.user = user
+
+        @property
+        def control(self) -> VirtualTable:
+            return self.table
+
+    class Activated(Message):
+        """Enter or a double click on a row."""
+
+        def __init__(self, table: VirtualTable, item: Any) -> None:
+            super().__init__()
+            self.table = table
+            self.item = item
+
+        @property
+        def control(self) -> VirtualTable:
+            return self.table
+
+    class Reloaded(Message):
+        """A reload finished: ``total`` rows match (without the ghost)."""
+
+        def __init__(self, table: VirtualTable, total: int) -> None:
+            super().__init__()
+            self.table = table
+            self.total = total
+
+        @property
+        def control(self) -> VirtualTable:
+            return self.table
+
+    def __init__(
+        self,
+        columns: list[Column],
+        *,
+        fetch: Fetch,
+        render_row: RenderRow,
+        key: KeyOf,
+        is_inactive: Callable[[Any], bool] | None = None,
+        empty_text: str = "Nothing here.",
+        page_size: int = 100,
+        max_pages: int = 40,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.columns = columns
+        self._fetch = fetch
+        self._render_row = render_row
+        self._key = key
+        self._is_inactive = is_inactive or (lambda _item: False)
+        self.empty_text = empty_text
+        self.page_size = page_size
+        self.max_pages = max_pages
+        self._pages: OrderedDict[int, list[Any]] = OrderedDict()
+        self._total = 0
+        self._loaded = False
+        self._generation = 0
+        self._loading_pages: set[int] = set()
+        self._reloading = False
+        self._reload_again = False
+        self._ghost: tuple[int, Any] | None = None
+        self._follow = True
+        self.cursor = 0
+        self.selected: dict[Hashable, Any] = {}
+        self.error: str | None = None
+        self._last_highlight: tuple[Hashable | None, int] | None = None
+        self._layout: tuple[int, list[tuple[Column, int]]] | None = None
+
+    # ================================================================= data access
+    @property
+    def total(self) -> int:
+        """Rows matching on the backend (the ghost row not counted)."""
+        return self._total
+
+    @property
+    def row_count(self) -> int:
+        return self._total + (1 if self._ghost is not None else 0)
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded
+
+    @property
+    def ghost(self) -> Any:
+        return None if self._ghost is None else self._ghost[1]
+
+    def _real_index(self, index: int) -> int | None:
+        """Display index -> backend offset; None for the ghost row."""
+        if self._ghost is not None:
+            gi = self._ghost[0]
+            if index == gi:
+                return None
+            if index > gi:
+                return index - 1
+        return index
+
+    def _cached(self, real: int) -> Any:
+        page = self._pages.get(real // self.page_size)
+        if page is None:
+            return None
+        at = real % self.page_size
+        return page[at] if at < len(page) else None
+
+    def item_at(self, index: int) -> Any:
+        if index < 0 or index >= self.row_count:
+            return None
+        real = self._real_index(index)
+        if real is None:
+            assert self._ghost is not None
+            return self._ghost[1]
+        return self._cached(real)
+
+    @property
+    def cursor_item(self) -> Any:
+        return self.item_at(self.cursor)
+
+    def loaded_items(self) -> list[Any]:
+        out = [item for page in self._pages.values() for item in page]
+        if self._ghost is not None:
+            out.append(self._ghost[1])
+        return out
+
+    def index_of(self, key: Hashable) -> int | None:
+        """Display index of a loaded item with this key."""
+        if self._ghost is not None and self._key(self._ghost[1]) == key:
+            return self._ghost[0]
+        for page_no, page in self._pages.items():
+            for i, item in enumerate(page):
+                if self._key(item) == key:
+                    real = page_no * self.page_size + i
+                    if self._ghost is not None and real >= self._ghost[0]:
+                        return real + 1
+                    return real
+        return None
+
+    def update_item(self, item: Any) -> bool:
+        """Replace a loaded item (same key) with fresher data, e.g. from a live event."""
+        key = self._key(item)
+        found = False
+        if self._ghost is not None and self._key(self._ghost[1]) == key:
+            self._ghost = (self._ghost[0], item)
+            found = True
+        for page in self._pages.values():
+            for i, old in enumerate(page):
+                if self._key(old) == key:
+                    page[i] = item
+                    found = True
+        if key in self.selected:
+            self.selected[key] = item
+        if found:
+            self.refresh()
+            self._check_highlight(user=False)
+        return found
+
+    # ================================================================= selection
+    def toggle_selected(self, item: Any | None = None) -> bool:
+        item = self.cursor_item if item is None else item
+        if item is None:
+            return False
+        key = self._key(item)
+        if key in self.selected:
+            del self.selected[key]
+        else:
+            self.selected[key] = item
+        self.refresh()
+        return True
+
+    def clear_selection(self) -> None:
+        self.selected.clear()
+        self.refresh()
+
+    # ================================================================= loading
+    def reload(self, *, reset: bool = False) -> None:
+        """Fetch the window around the viewport again (coalesced: at most one in flight)."""
+        if reset:  # a new query (filter): start at the top, follow nothing from the old list
+            self._ghost = None
+            self._follow = False
+            self.cursor = 0
+            self.scroll_to(y=0, animate=False)
+        if self._reloading:
+            self._reload_again = True
+            return
+        self._reloading = True
+        self.run_worker(self._reload(), group="vt-reload", exit_on_error=False)
+
+    async def _reload(self) -> None:
+        try:
+            while True:
+                self._reload_again = False
+                await self._reload_once()
+                if not self._reload_again:
+                    break
+        finally:
+            self._reloading = False
+
+    def _window_pages(self) -> list[int]:
+        rows = max(1, self.size.height - 1)
+        top = int(self.scroll_y)
+        first = max(0, top - rows) // self.page_size
+        last = max(0, top + 2 * rows) // self.page_size
+        cursor_page = max(0, self.cursor) // self.page_size
+        return sorted({*range(first, last + 1), cursor_page})
+
+    async def _reload_once(self) -> None:
+        self._generation += 1
+        generation = self._generation
+        pages: dict[int, list[Any]] = {}
+        total = self._total
+        try:
+            for page_no in self._window_pages():
+                if page_no > 0 and page_no * self.page_size >= total and pages:
+                    break
+                page = await self._fetch(page_no * self.page_size, self.page_size)
+                pages[page_no] = list(page.items)
+                total = page.total
+        except HitlError as exc:
+            self.error = exc.message
+            self.refresh()
+            return
+        if generation != self._generation:
+            return
+        self.error = None
+        self._swap(pages, total)
+
+    def _swap(self, pages: dict[int, list[Any]], total: int) -> None:
+        old_cursor_item = self.cursor_item if self._follow else None
+        self._follow = True
+        old_screen_row = self.cursor - int(self.scroll_y)
+        self._pages = OrderedDict(sorted(pages.items()))
+        self._total = total
+        self._loaded = True
+        self._loading_pages.clear()
+        if old_cursor_item is not None:
+            key = self._key(old_cursor_item)
+            self._ghost = None
+            found = self.index_of(key)
+            if found is not None:
+                self.cursor = found
+            else:  # it left the list while the reviewer looked at it: keep it as a ghost
+                self.cursor = min(self.cursor, total)
+                self._ghost = (self.cursor, old_cursor_item)
+        else:
+            self._ghost = None
+            self.cursor = max(0, min(self.cursor, self.row_count - 1))
+        self._update_virtual_size()
+        if old_cursor_item is not None:
+            self.scroll_to(y=max(0, self.cursor - old_screen_row), animate=False, force=True, immediate=True)
+        self._scroll_cursor_into_view()
+        self.refresh()
+        self._check_highlight(user=False)
+        self.post_message(self.Reloaded(self, total))
+
+    def _ensure_page(self, page_no: int) -> None:
+        if page_no in self._pages or page_no in self._loading_pages or not self._loaded:
+            return
+        self._loading_pages.add(page_no)
+        self.run_worker(self._load_page(page_no, self._generation), group="vt-page", exit_on_error=False)
+
+    async def _load_page(self, page_no: int, generation: int) -> None:
+        try:
+            page = await self._fetch(page_no * self.page_size, self.page_size)
+        except HitlError as exc:
+            self.error = exc.message
+            return
+        finally:
+            self._loading_pages.discard(page_no)
+        if generation != self._generation:
+            return
+        self._pages[page_no] = list(page.items)
+        while len(self._pages) > self.max_pages:  # evict the page furthest from the viewport
+            here = int(self.scroll_y) // self.page_size
+            far = max(self._pages, key=lambda p: abs(p - here))
+            del self._pages[far]
+        if page.total != self._total:
+            self._total = page.total
+            self._update_virtual_size()
+        self.refresh()
+        self._check_highlight(user=False)
+
+    # ================================================================= cursor
+    def _check_highlight(self, *, user: bool) -> None:
+        item = self.cursor_item
+        marker = (None if item is None else self._key(item), id(item))
+        if marker != self._last_highlight or user:
+            self._last_highlight = marker
+            self.post_message(self.Highlighted(self, item, user))
+
+    def move_cursor(self, index: int, *, user: bool = True) -> None:
+        count = self.row_count
+        if count == 0:
+            return
+        index = max(0, min(index, count - 1))
+        if self._ghost is not None and index != self._ghost[0]:
+            gi = self._ghost[0]
+            self._ghost = None
+            if index > gi:
+                index -= 1
+            self._update_virtual_size()
+        self.cursor = index
+        self._scroll_cursor_into_view()
+        self.refresh()
+        self._check_highlight(user=user)
+
+    def _scroll_cursor_into_view(self) -> None:
+        rows = max(1, self.size.height - 1)
+        top = int(self.scroll_y)
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False, force=True, immediate=True)
+        elif self.cursor >= top + rows:
+            self.scroll_to(y=self.cursor - rows + 1, animate=False, force=True, immediate=True)
+
+    def _update_virtual_size(self) -> None:
+        self.virtual_size = Size(max(1, self.scrollable_content_region.width), self.row_count + 1)
+
+    def action_cursor_up(self) -> None:
+        self.move_cursor(self.cursor - 1)
+
+    def action_cursor_down(self) -> None:
+        self.move_cursor(self.cursor + 1)
+
+    def action_page_up(self) -> None:
+        self.move_cursor(self.cursor - max(1, self.size.height - 2))
+
+    def action_page_down(self) -> None:
+        self.move_cursor(self.cursor + max(1, self.size.height - 2))
+
+    def action_first(self) -> None:
+        self.move_cursor(0)
+
+    def action_last(self) -> None:
+        self.move_cursor(self.row_count - 1)
+
+    async def _on_click(self, event: events.Click) -> None:
+        if event.y <= 0:
+            return
+        index = int(self.scroll_y) + event.y - 1
+        if index < self.row_count:
+            self.move_cursor(index)
+            if event.chain >= 2 and self.cursor_item is not None:
+                self.post_message(self.Activated(self, self.cursor_item))
+
+    def key_enter(self) -> None:
+        item = self.cursor_item
+        if item is not None:
+            self.post_message(self.Activated(self, item))
+
+    def on_resize(self, _event: events.Resize) -> None:
+        self._layout = None
+        self._update_virtual_size()
+        if self._loaded:
+            for page_no in self._window_pages():
+                if page_no * self.page_size < self._total:
+                    self._ensure_page(page_no)
+
+    # ================================================================= rendering
+    def _columns_for(self, width: int) -> list[tuple[Column, int]]:
+        if self._layout is not None and self._layout[0] == width:
+            return self._layout[1]
+        cols = list(self.columns)
+        avail = width - GUTTER
+
+        def need(cs: list[Column]) -> int:
+            return sum((c.width if c.width is not None else c.min_width) + 1 for c in cs)
+
+        while len(cols) > 1 and need(cols) > avail:
+            victim = max(cols, key=lambda c: (c.drop, cols.index(c)))
+            if victim.drop == 0:
+                break
+            cols.remove(victim)
+        fixed = sum((c.width or 0) + 1 for c in cols if c.width is not None)
+        flex_cols = [c for c in cols if c.width is None]
+        spare = max(0, avail - fixed - sum(c.min_width + 1 for c in flex_cols))
+        weights = sum(max(1, c.flex) for c in flex_cols) or 1
+        out: list[tuple[Column, int]] = []
+        given = 0
+        for c in cols:
+            if c.width is not None:
+                out.append((c, c.width))
+            else:
+                extra = spare * max(1, c.flex) // weights
+                given += extra
+                out.append((c, c.min_width + extra))
+        leftover = spare - given
+        if leftover > 0 and flex_cols:  # give rounding leftovers to the last flexible column
+            for i in range(len(out) - 1, -1, -1):
+                if out[i][0].width is None:
+                    out[i] = (out[i][0], out[i][1] + leftover)
+                    break
+        self._layout = (width, out)
+        return out
+
+    def _style(self, name: str | None) -> Style:
+        if not name:
+            return Style()
+        return self.get_component_rich_style(name, partial=True, default=Style())
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        base = self.rich_style
+        cols = self._columns_for(width)
+        if y == 0:
+            return self._header(cols, width)
+        index = int(self.scroll_y) + y - 1
+        if index >= self.row_count:
+            if index == 0:
+                text = "loading…" if not self._loaded else (self.error or self.empty_text)
+                return Strip([Segment(set_cell_size("  " + text, width), base + self._style("vt--placeholder"))], width)
+            return Strip.blank(width, base)
+        item = self.item_at(index)
+        is_cursor = index == self.cursor
+        if item is None:
+            real = self._real_index(index)
+            if real is not None:
+                self._ensure_page(real // self.page_size)
+            style = base + self._style("vt--placeholder")
+            if is_cursor:
+                style += self._cursor_style()
+            return Strip([Segment(set_cell_size("  …", width), style)], width)
+        return self._row(item, cols, width, base, is_cursor, index)
+
+    def _cursor_style(self) -> Style:
+        return self.get_component_rich_style("vt--cursor", partial=True, default=Style(reverse=True))
+
+    def _header(self, cols: list[tuple[Column, int]], width: int) -> Strip:
+        style = self.rich_style + self._style("vt--header")
+        segs = [Segment(" " * GUTTER, style)]
+        for col, w in cols:
+            label = col.label.rjust(w) if col.right else col.label
+            segs.append(Segment(set_cell_size(label, w) + " ", style))
+        return Strip(segs).adjust_cell_length(width, style)
+
+    def _row(
+        self, item: Any, cols: list[tuple[Column, int]], width: int, base: Style, is_cursor: bool, index: int
+    ) -> Strip:
+        cells = self._render_row(item)
+        key = self._key(item)
+        row_style = base
+        selected = key in self.selected
+        if selected:
+            row_style += self._style("vt--selected")
+        ghost = self._ghost is not None and self._ghost[0] == index
+        inactive = ghost or self._is_inactive(item)
+        cursor = self._cursor_style() if is_cursor else None
+        segs: list[Segment] = []
+        mark_style = row_style + (cursor or Style())
+        segs.append(Segment(("● " if selected else "  "), mark_style))
+        for col, w in cols:
+            text, cls = cells.get(col.key, ("", None))
+            if col.right and cell_len(text) < w:
+                text = text.rjust(w)
+            style = row_style + self._style(cls)
+            if inactive:
+                style += self._style("vt--ghost" if ghost else "vt--dim")
+            if cursor is not None:
+                style += cursor
+            segs.append(Segment(set_cell_size(text, w), style))
+            segs.append(Segment(" ", row_style + (cursor or Style())))
+        return Strip(segs).adjust_cell_length(width, row_style + (cursor or Style()))

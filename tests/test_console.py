@@ -1,0 +1,710 @@
+"""The reviewer console, driven by keys and mouse through Textual's Pilot, on a real SQLite store.
+
+Other reviewers and agents are real: a second store on the same file, or another process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import TextArea
+
+from hitl_tui.backend.local import LocalBackend
+from hitl_tui.config import Settings
+from hitl_tui.console import HitlConsole
+from hitl_tui.console.live import LinkState
+from hitl_tui.console.screens import ConfirmScreen, EditArgsScreen, HelpScreen, HistoryScreen, StageScreen
+from hitl_tui.console.screens.text_view import TextViewScreen
+from hitl_tui.console.widgets.approvals import ApprovalsPane
+from hitl_tui.console.widgets.capabilities import CapabilitiesPane
+from hitl_tui.console.widgets.escalations import EscalationsPane
+from hitl_tui.console.widgets.review import ReviewPane
+from hitl_tui.models import (
+    DecisionIn,
+    EscalationCreate,
+    EscalationStatus,
+    MessageRole,
+    RequestCreate,
+    RequestStatus,
+    ReviewCreate,
+    Risk,
+    Stage,
+    Verdict,
+)
+from hitl_tui.text import is_clean
+from tests.console_data import HOSTILE, NOW, OTHER, REVIEWER, build, open_backend
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+async def backend(db_path: Path, clock: Any) -> AsyncIterator[LocalBackend]:
+    b = open_backend(db_path, clock)
+    await build(b, clock)
+    yield b
+    await b.close()
+
+
+@pytest.fixture
+async def other(db_path: Path, clock: Any, backend: LocalBackend) -> AsyncIterator[LocalBackend]:
+    """Another reviewer's console: its own store connection on the same file."""
+    b = open_backend(db_path, clock, actor=OTHER)
+    yield b
+    await b.close()
+
+
+@asynccontextmanager
+async def console(
+    backend: Any, clock: Any, size: tuple[int, int] = (100, 30), settings: Settings | None = None
+) -> AsyncIterator[tuple[HitlConsole, Pilot]]:
+    app = HitlConsole(backend, settings or Settings(reviewer=REVIEWER), clock=clock)
+    async with app.run_test(size=size) as pilot:
+        await app.wait_settled()
+        await pilot.pause()
+        yield app, pilot
+
+
+async def until(pilot: Pilot, condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Let the app run until ``condition`` holds (events arrive on their own; no key is pressed)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached")
+        await pilot.pause(0.02)
+
+
+async def settle(app: HitlConsole, pilot: Pilot) -> None:
+    await pilot.pause()
+    await app.wait_settled()
+    await pilot.pause()
+
+
+def said(app: HitlConsole) -> str:
+    return "\n".join(f"{sev}: {title}: {text}" for sev, title, text in app.said)
+
+
+def approvals(app: HitlConsole) -> ApprovalsPane:
+    return app.query_one(ApprovalsPane)
+
+
+async def goto_request(app: HitlConsole, pilot: Pilot, tool: str) -> Any:
+    table = approvals(app).table
+    for index in range(table.row_count):
+        item = table.item_at(index)
+        if item is not None and item.tool == tool:
+            table.move_cursor(index)
+            await settle(app, pilot)
+            return item
+    raise AssertionError(f"no row for {tool}")
+
+
+# ======================================================================== approvals
+
+
+async def test_pending_requests_riskiest_first_with_detail(backend: LocalBackend, clock: Any) -> None:
+    async with console(backend, clock) as (app, pilot):
+        pane = approvals(app)
+        rows = [pane.table.item_at(i) for i in range(pane.table.row_count)]
+        assert [r.risk for r in rows][:2] == [Risk.critical, Risk.critical]
+        assert all(r.status is RequestStatus.pending for r in rows)
+        assert pane.table.total == 6
+        await goto_request(app, pilot, "db_migration")
+        text = str(pane.detail._body.render())
+        assert "1 of 2 approvals" in text
+        assert '"migration": "0042_add_refund_index"' in text
+        assert "critical risk needs two reviewers" in text
+        assert app.counts.pending == 6
+
+
+async def test_approve_with_a(backend: LocalBackend, clock: Any) -> None:
+    async with console(backend, clock) as (app, pilot):
+        req = await goto_request(app, pilot, "send_customer_email")
+        await pilot.press("a")
+        await settle(app, pilot)
+        stored = await backend.get_request(req.id)
+        assert stored.status is RequestStatus.approved and stored.decided_by == REVIEWER
+        # the row stays under the cursor (as decided) until the reviewer moves on
+        await until(pilot, lambda: approvals(app).table.cursor_item.status is RequestStatus.approved)
+        assert "APPROVED by you" in str(approvals(app).detail._body.render())
+        await until(pilot, lambda: approvals(app).table.total == 5)
+        await pilot.press("j")
+        assert approvals(app).table.cursor_item.status is RequestStatus.pending
+
+
+async def test_irreversible_asks_before_approving(backend: LocalBackend, clock: Any) -> None:
+    async with console(backend, clock) as (app, pilot):
+        req = await goto_request(app, pilot, "deploy")
+        await pilot.press("a")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "IRREVERSIBLE" in str(app.screen.query_one("#title").render())
+        await pilot.press("n")
+        await settle(app, pilot)
+        assert (await backend.get_request(req.id)).status is RequestStatus.pending
+        await pilot.press("a", "y")
+        await settle(app, pilot)
+        assert (await backend.get_request(req.id)).status is RequestStatus.approved
+
+
+async def test_deny_asks_for_a_reason(backend: LocalBackend, clock: Any) -> None:
+    async with console(backend, clock) as (app, pilot):
+        req = await goto_request(app, pilot, "create_github_issue")
+        await pilot.press("d")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("enter")  # empty: refused, the dialog stays
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "reason is required" in str(app.screen.query_one("#error").render())
+        await pilot.press(*"duplicate of #12", "enter")
+        await settle(app, pilot)
+        stored = await backend.get_request(req.id)
+        assert stored.status is RequestStatus.denied
+        assert stored.decision_reason == "duplicate of #12"
+
+
+async def test_escape_cancels_deny(backend: LocalBackend, clock: Any) -> None:
+    async with console(backend, clock) as (app, pilot):
+        req = await goto_request(app, pilot, "create_github_issue")
+        await pilot.press("d", *"nope", "escape")
+        await settle(app, pilot)
+        assert (await backend.get_request(req.id)).status is RequestStatus.pending
+
+
+async def test_edit_then_approve_shows_and_records_the_diff(backend: LocalBackend, clock: Any) -> None:
+    async with console(backend, clock) as (app, pilot):
+        req = await goto_request(app, pilot, "write_file")
+        await pilot.press("e")
+        assert isinstance(app.screen, EditArgsScreen)
+        editor = app.screen.query_one(TextArea)
+        editor.text = editor.text.replace("round(x, 2)", "round(x, 4)")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        diff = str(app.screen.query_one("#body-text").render())
+        assert "round(x, 4)" in diff and "round(x, 2)" in diff
+        await pilot.press(*"more precision", "enter")
+        await settle(app, pilot)
+        stored = await backend.get_request(req.id)
+        assert stored.status is RequestStatus.approved
+        assert stored.edited_args is not None and "round(x, 4)" in stored.edited_args["content"]
+        assert stored.args["content"] == req.args["content"]  # the proposal is kept
+        assert stored.decision_reason == "edited content: more precision"
+        assert stored.approvals[0].edited_args == stored.edited_args
+
+
+async def test_edit_rejects_invalid_json(backend: LocalBackend, clock: Any) -> None:
+    async with console(backend, clock) as (app, pilot):
+        await goto_request(app, pilot, "write_file")
+        await pilot.press("e")
+        app.screen.query_one(TextArea).text = "[1, 2"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, EditArgsScreen)
+        assert "Not valid JSON" in str(app.screen.query_one("#error").render())
+        app.screen.query_one(TextArea).text = "[1, 2]"
+        await pilot.press("ctrl+s")
+        assert "must be a JSON object" in str(app.screen.query_one("#error").render())
+        await pilot.press("escape")
+        assert not isinstance(app.screen, EditArgsScreen)
+
+
+async def test_quorum_vote_completes_the_request(backend: LocalBackend, clock: Any) -> None:
+    async with console(backend, clock) as (app, pilot):
+        req = await goto_request(app, pilot, "db_migration")  # irreversible, 1 of 2 approvals (bob)
+        await pilot.press("a", "y")
+        await settle(app, pilot)
+        stored = await backend.get_request(req.id)
+        assert stored.status is RequestStatus.approved
+        assert [v.reviewer for v in stored.approvals] == [OTHER, REVIEWER]
+
+
+async def test_select_several_then_approve_all(backend: LocalBackend, clock: Any) -> None:
+    async with console(backend, clock) as (app, pilot):
+        first = await goto_request(app, pilot, "send_customer_email")
+        await pilot.press("space")  # selects and steps down
+        second = approvals(app).table.cursor_item
+        await pilot.press("space")
+        assert set(approvals(app).table.selected) == {first.id, second.id}
+        await pilot.press("A")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("enter")  # the optional reason box: enter confirms
+        await settle(app, pilot)
+        for rid in (first.id, second.id):
+            assert (await backend.get_request(rid)).status is RequestStatus.approved
+        assert not approvals(app).table.selected
+        assert "Approved 2 requests" in said(app)
+
+
+async def test_decided_by_someone_else_while_looking(backend: LocalBackend, other: LocalBackend, clock: Any) -> None:
+    async with console(backend, clock) as (app, pilot):
+        req = await goto_request(app, pilot, "send_customer_email")
+        await other.decide(req.id, DecisionIn(decision="deny", reason="wrong customer"))
+        pane = approvals(app)
+        await until(pilot, lambda: pane.table.cursor_item.status is RequestStatus.denied)  # no key pressed
+        assert "DENIED by bob" in str(pane.detail._body.render())
+        await pilot.press("a")
+        await settle(app, pilot)
+        assert "already denied by bob" in said(app)
+        assert (await backend.get_request(req.id)).status is RequestStatus.denied
+
+
+async def test_decision_racing_another_reviewer(backend: LocalBackend, other: LocalBackend, clock: Any) -> None:
+    async with console(backend, clock) as (app, pilot):
+        req = await goto_request(app, pilot, "create_github_issue")
+        # bob's approval commits; ours is sent right after, before (or just after) its event reaches
+        # this console: either way the store refuses ours and the console says who decided
+        await other.decide(req.id, DecisionIn(decision="approve"))
+        await pilot.press("a")
+        await settle(app, pilot)
+        await until(pilot, lambda: "already approved by bob" in said(app))
+        stored = await backend.get_request(req.id)
+        assert stored.decided_by == OTHER and [v.reviewer for v in stored.approvals] == [OTHER]
+        await until(pilot, lambda: approvals(app).table.cursor_item.status is RequestStatus.approved)
+
+
+async def test_request_from_another_process_appears_live(backend: LocalBackend, clock: Any, db_path: Path) -> None:
+    script = (
+        "import asyncio, sys\n"
+        "from hitl_tui.store.sqlite import SQLiteStore\n"
+        "from hitl_tui.models import RequestCreate\n"
+        "async def main():\n"
+        "    s = SQLiteStore(sys.argv[1])\n"
+        "    await s.create_request(RequestCreate(agent='far-agent', tool='rotate_keys', risk='high',\n"
+        "        summary='Rotate prod keys', args={'env': 'prod'}))\n"
+        "    await s.close()\n"
+        "asyncio.run(main())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    async with console(backend, clock) as (app, pilot):
+        bells = app.bells
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-c", script, str(db_path), env=env)
+        assert await proc.wait() == 0
+        pane = approvals(app)
+        await until(pilot, lambda: any(i.tool == "rotate_keys" for i in pane.table.loaded_items()))
+        await until(pilot, lambda: app.counts.pending == 7)
+        assert app.bells == bells + 1
+        assert "New high-risk request" in said(app) and "rotate_keys" in said(app)
+
+
+async def test_low_risk_arrival_does_not_ring(backend: LocalBackend, other: LocalBackend, clock: Any) -> None:
+    async with console(backend, clock) as (app, pilot):
+        await other.create_request(RequestCreate(agent="x", tool="read_file", risk=Risk.low))
+        await until(pilot, lambda: approvals(app).table.total == 7)
+        assert app.bells == 0
+
+
+async def test_bell_can_be_turned_off(backend: LocalBackend, other: LocalBackend, clock: Any) -> None:
+    settings = Settings.model_validate({"reviewer": REVIEWER, "console": {"bell": False}})
+    async with console(backend, clock, settings=settings) as (app, pilot):
+        await other.create_request(RequestCreate(agent="x", tool="drop_table", risk=Risk.critical))
+        await until(pilot, lambda: "New critical-risk request" in said(app))
+        assert app.bells == 0
+
+
+async def test_expiry_shows_without_a_key_press(backend: LocalBackend, clock: Any) -> None:
+    async with console(backend, clock) as (app, pilot):
+        req = await goto_request(app, pilot, "delete_resource")  # expires 12 minutes from NOW
+        clock.advance(13 * 60)
+        pane = approvals(app)
+        await until(pilot, lambda: pane.table.cursor_item.status is RequestStatus.expired)
+        assert "EXPIRED" in str(pane.detail._body.render())
+        await pilot.press("a")
+        assert f"request {req.id} expired" in said(app)
+
+
+async def test_countdown_follows_the_console_clock(backend: LocalBackend, clock: Any) -> None:
+    async with console(backend, clock) as (app, pilot):
+        await goto_request(app, pilot, "delete_resource")
+        assert "12m00s" in str(approvals(app).detail._body.render())
+        clock.advance(30)
+        await until(pilot, lambda: "11m30s" in str(approvals(app).detail._body.render()))
+
+
+# ======================================================================== disconnects
+
+
+async def test_disconnected_state_refuses_and_reconnects(
+    backend: LocalBackend, clock: Any, db_path: Path, tmp_path: Path
+) -> None:
+    async with console(backend, clock) as (app, pilot):
+        req = await goto_request(app, pilot, "send_customer_email")
+        moved = tmp_path / "away.db"
+        db_path.rename(moved)  # the store's health check fails within about a second
+        try:
+            await until(pilot, lambda: app.feed.link.state is LinkState.disconnected)
+            status = str(app.query_one("#status").render())
+            assert "disconnected · nothing is sent" in status
+            assert "DISCONNECTED" in str(app.query_one("#tabs").render())
+            await pilot.press("a")
+            await settle(app, pilot)
+            assert "nothing was sent" in said(app)
+        finally:
+            moved.rename(db_path)
+        assert (await backend.get_request(req.id)).status is RequestStatus.pending
+        await until(pilot, lambda: app.feed.link.state is LinkState.live, timeout=20)
+        other = open_backend(db_path, clock, actor=OTHER)
+        try:
+            await other.create_request(RequestCreate(agent="late", tool="after_outage", risk=Risk.low))
+        finally:
+            await other.close()
+        await until(pilot, lambda: any(i.tool == "after_outage" for i in approvals(app).table.loaded_items()))
+
+
+async def test_closed_store_shows_disconnected(db_path: Path, clock: Any) -> None:
+    b = open_backend(db_path, clock)
+    await build(b, clock)
+    try:
+        async with console(b, clock) as (app, pilot):
+            await b.store.close()
+            await until(pilot, lambda: app.feed.link.state is LinkState.disconnected)
+            await pilot.press("a")
+            assert "nothing was sent" in said(app)
+    finally:
+        await b.close()
+
+
+class ReadOnlyBackend(LocalBackend):
+    """What an agent token sees on a server: reads work, decisions are not this caller's to make."""
+
+    @property
+    def read_only(self) -> bool:
+        return True
+
+
+async def test_read_only_backend_says_so_and_refuses(db_path: Path, clock: Any) -> None:
+    from hitl_tui.store.sqlite import SQLiteStore
+
+    writer = open_backend(db_path, clock)
+    await build(writer, clock)
+    await writer.close()
+    ro = ReadOnlyBackend(SQLiteStore(db_path, clock=clock), actor=REVIEWER)
+    try:
+        async with console(ro, clock) as (app, pilot):
+            assert "READ-ONLY" in str(app.query_one("#status").render())
+            req = await goto_request(app, pilot, "send_customer_email")
+            await pilot.press("a")
+            assert "Read-only" in said(app)
+            assert (await ro.get_request(req.id)).status is RequestStatus.pending
+    finally:
+        await ro.close()
+
+
+# ======================================================================== escalations
+
+
+async def test_escalation_chat_reply_with_enter_and_ctrl_s(backend: LocalBackend, clock: Any) -> None:
+    async with console(backend, clock) as (app, pilot):
+        await pilot.press("2")
+        pane = app.query_one(EscalationsPane)
+        assert app.focused is pane.table
+        esc = pane.table.cursor_item
+        await pilot.press("r")
+        assert app.focused is pane.reply_box
+        await pilot.press(*"Granted for 1 hour", "enter")
+        await settle(app, pilot)
+        stored = await backend.get_escalation(esc.id)
+        assert stored.messages[-1].text == "Granted for 1 hour" and stored.messages[-1].author == REVIEWER
+        assert pane.reply_box.value == ""
+        await pilot.press(*"Ping me when done", "ctrl+s")
+        await settle(app, pilot)
+        assert (await backend.get_escalation(esc.id)).messages[-1].text == "Ping me when done"
+        await until(pilot, lambda: len(pane.chat.query("MessageBubble")) == len(stored.messages) + 1)
+        await pilot.press("escape")
+        assert app.focused is pane.table
+        await pilot.press("enter")
+        assert app.focused is pane.reply_box
+
+
+async def test_agent_message_appears_in_open_chat(backend: LocalBackend, other: LocalBackend, clock: Any) -> None:
+    async with console(backend, clock) as (app, pilot):
+        await pilot.press("2")
+        pane = app.query_one(EscalationsPane)
+        esc = pane.table.cursor_item
+        before = len(pane.chat.query("MessageBubble"))
+        await other.post_message(esc.id, "Still waiting on VPC access", author=esc.agent, role=MessageRole.agent)
+        await until(pilot, lambda: len(pane.chat.query("MessageBubble")) == before + 1)
+        assert "Still waiting on VPC access" in str(pane.chat.query("MessageBubble").last().render())
+
+
+async def test_take_over_and_resolve(backend: LocalBackend, clock: Any) -> None:
+    async with console(backend, clock) as (app, pilot):
+        await pilot.press("2")
+        pane = app.query_one(EscalationsPane)
+        esc = pane.table.cursor_item
+        await pilot.press("t")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert (await backend.get_escalation(esc.id)).status is EscalationStatus.taken_over
+        pane.table.move_cursor(pane.table.index_of(esc.id))
+        await pilot.press("x", *"done by hand", "enter")
+        await settle(app, pilot)
+        assert (await backend.get_escalation(esc.id)).status is EscalationStatus.resolved
+        pane.table.move_cursor(pane.table.index_of(esc.id))
+        await settle(app, pilot)
+        assert pane.reply_box.disabled
+
+
+async def test_escalation_filter_by_status(backend: LocalBackend, clock: Any) -> None:
+    async with console(backend, clock) as (app, pilot):
+        await pilot.press("2", "slash", *"status:resolved", "enter")
+        await settle(app, pilot)
+        pane = app.query_one(EscalationsPane)
+        assert pane.table.total == 1 and pane.table.cursor_item.status is EscalationStatus.resolved
+        await pilot.press("slash", "escape")
+        await settle(app, pilot)
+        assert pane.table.total == 3
+
+
+# ======================================================================== review
+
+
+async def test_review_mark_ok_and_flag(backend: LocalBackend, clock: Any) -> None:
+    async with console(backend, clock) as (app, pilot):
+        await pilot.press("3")
+        pane = app.query_one(ReviewPane)
+        first = pane.table.cursor_item
+        assert not first.reviewed  # unreviewed first
+        await pilot.press("o")
+        await settle(app, pilot)
+        assert (await backend.get_review(first.id)).verdict is Verdict.ok
+        second = pane.table.cursor_item
+        assert second.id != first.id and not second.reviewed  # the cursor stays in the queue
+        await pilot.press("f", *"leaked a token", "enter")
+        await settle(app, pilot)
+        stored = await backend.get_review(second.id)
+        assert stored.verdict is Verdict.flagged and stored.note == "leaked a token" and stored.reviewer == REVIEWER
+
+
+async def test_review_batch_mark(backend: LocalBackend, clock: Any) -> None:
+    async with console(backend, clock) as (app, pilot):
+        await pilot.press("3")
+        pane = app.query_one(ReviewPane)
+        ids = [pane.table.item_at(0).id, pane.table.item_at(1).id, pane.table.item_at(2).id]
+        await pilot.press("space", "space", "space", "o")
+        await settle(app, pilot)
+        for rid in ids:
+            assert (await backend.get_review(rid)).verdict is Verdict.ok
+        await until(pilot, lambda: app.counts.review == 0)
+        assert "Marked 3 items OK" in said(app)
+
+
+async def test_review_full_result_and_filters(backend: LocalBackend, clock: Any) -> None:
+    long = "line\n" * 600
+    await backend.log_review(ReviewCreate(agent="a", tool="dump", args={}, result=long, result_limit=100_000))
+    async with console(backend, clock) as (app, pilot):
+        await pilot.press("3", "slash", *"dump", "enter")
+        await settle(app, pilot)
+        pane = app.query_one(ReviewPane)
+        assert pane.table.total == 1
+        assert "more characters" in str(pane.detail._body.render())
+        await pilot.press("enter")
+        assert isinstance(app.screen, TextViewScreen)
+        assert str(app.screen.query_one("#text").render()).count("line") == 600
+        await pilot.press("escape", "slash")
+        await pilot.press(*"since:1h agent:coder-agent", "enter")
+        await settle(app, pilot)
+        assert pane.table.total == 2
+        await pilot.press("slash", *"bogus:1", "enter")
+        await settle(app, pilot)
+        assert "unknown filter 'bogus'" in str(pane.query_one("ListBox").border_title)
+        assert "bogus" not in pane.filter.terms  # a bad filter is reported, never half-applied
+
+
+# ======================================================================== capabilities
+
+
+async def goto_cap(app: HitlConsole, pilot: Pilot, tool: str) -> Any:
+    await pilot.press("4")
+    await settle(app, pilot)
+    pane = app.query_one(CapabilitiesPane)
+    pane.table.move_cursor(pane.table.index_of(tool))
+    await settle(app, pilot)
+    return pane
+
+
+async def test_promote_demote_set_and_history(backend: LocalBackend, clock: Any) -> None:
+    async with console(backend, clock) as (app, pilot):
+        pane = await goto_cap(app, pilot, "send_customer_email")
+        await pilot.press("p")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("enter")  # no reason: refused
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press(*"clean record for 3 months", "enter")
+        await settle(app, pilot)
+        cap = await backend.get_capability("send_customer_email")
+        assert cap.stage is Stage.autonomous
+        assert cap.history[-1].reason == "clean record for 3 months" and cap.history[-1].actor == REVIEWER
+        await pilot.press("D", *"complaint from legal", "enter")
+        await settle(app, pilot)
+        assert (await backend.get_capability("send_customer_email")).stage is Stage.approval
+        await pilot.press("s")
+        assert isinstance(app.screen, StageScreen)
+        await pilot.press("up", "enter", *"freeze", "enter")
+        await settle(app, pilot)
+        assert (await backend.get_capability("send_customer_email")).stage is Stage.disabled
+        await until(pilot, lambda: pane.table.cursor_item.stage is Stage.disabled)
+        await pilot.press("h")
+        assert isinstance(app.screen, HistoryScreen)
+        text = str(app.screen.query_one("#text").render())
+        assert "approval → disabled" in text and "freeze" in text and "complaint from legal" in text
+
+
+async def test_always_approval_needs_a_forced_override(backend: LocalBackend, clock: Any) -> None:
+    async with console(backend, clock) as (app, pilot):
+        await goto_cap(app, pilot, "delete_resource")
+        await pilot.press("p")
+        assert "FORCE" in str(app.screen.query_one("#title").render())
+        await pilot.press("escape")
+        assert (await backend.get_capability("delete_resource")).stage is Stage.approval
+        await pilot.press("p", *"incident 42, 1 hour", "enter")
+        await settle(app, pilot)
+        cap = await backend.get_capability("delete_resource")
+        assert cap.stage is Stage.autonomous and cap.history[-1].forced
+        await pilot.press("p")  # already autonomous: nothing above
+        assert "already autonomous" in said(app)
+
+
+async def test_capability_record_and_live_stage_change(backend: LocalBackend, other: LocalBackend, clock: Any) -> None:
+    async with console(backend, clock) as (app, pilot):
+        pane = await goto_cap(app, pilot, "deploy")
+        await until(pilot, lambda: "deploy" in pane.records)
+        rec = pane.records["deploy"]
+        assert (rec.approved, rec.denied) == (2, 1) and rec.median_decide_s is not None
+        await other.set_stage("deploy", Stage.disabled, reason="incident")
+        await until(pilot, lambda: pane.table.cursor_item.stage is Stage.disabled)
+
+
+# ======================================================================== global keys, help, palette, mouse
+
+
+async def test_pane_switching_keys_and_mouse(backend: LocalBackend, clock: Any) -> None:
+    async with console(backend, clock) as (app, pilot):
+        assert app.active_pane.PANE_ID == "approvals"
+        for key, pane_id in [("2", "escalations"), ("3", "review"), ("4", "capabilities"), ("1", "approvals")]:
+            await pilot.press(key)
+            assert pane_id == app.active_pane.PANE_ID
+            assert app.focused is app.active_pane.table
+        await pilot.press("tab")
+        assert app.active_pane.PANE_ID == "escalations"
+        await pilot.press("shift+tab", "shift+tab")
+        assert app.active_pane.PANE_ID == "capabilities"
+        await pilot.click("#tabs", offset=(4, 0))
+        assert app.active_pane.PANE_ID == "approvals"
+        table = approvals(app).table
+        await pilot.click("#approvals-table", offset=(10, 3))  # header is row 0: this is the third row
+        assert table.cursor == 2
+
+
+async def test_help_lists_the_keys_of_the_current_pane(backend: LocalBackend, clock: Any) -> None:
+    async with console(backend, clock) as (app, pilot):
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = str(app.screen.query_one("#scroll Static").render())
+        for words in ("Approve", "Deny", "Edit", "Select", "Approve all", "Filter", "Command palette"):
+            assert words in text
+        await pilot.press("escape", "4", "question_mark")
+        text = str(app.screen.query_one("#scroll Static").render())
+        assert "Promote" in text and "Demote" in text and "History" in text and "Deny" not in text
+        await pilot.press("q")  # closes help, does not quit
+        assert app.is_running and not isinstance(app.screen, HelpScreen)
+
+
+async def test_command_palette_runs_pane_actions(backend: LocalBackend, clock: Any) -> None:
+    from textual.command import CommandPalette
+
+    async with console(backend, clock) as (app, pilot):
+        await pilot.press("ctrl+p")
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press(*"Review: Mark OK")
+        await until(pilot, lambda: "Mark OK" in str(app.screen.query_one("CommandList").get_option_at_index(0).prompt))
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert app.active_pane.PANE_ID == "review"
+        await until(pilot, lambda: "Marked #" in said(app))
+
+
+async def test_quit_with_q(backend: LocalBackend, clock: Any) -> None:
+    async with console(backend, clock) as (app, pilot):
+        await pilot.press("q")
+        await pilot.pause()
+        assert not app.is_running
+
+
+# ======================================================================== hostile text
+
+
+async def test_hostile_agent_text_is_inert_everywhere(db_path: Path, clock: Any) -> None:
+    b = open_backend(db_path, clock)
+    try:
+        for i, bad in enumerate(HOSTILE):
+            await b.create_request(
+                RequestCreate(
+                    agent=f"agent{bad}",
+                    tool=f"tool{i}{bad}",
+                    args={"k": bad, bad: [bad]},
+                    summary=bad,
+                    context=bad,
+                    policy_reason=bad,
+                    risk=Risk.high,
+                )
+            )
+            esc = await b.create_escalation(EscalationCreate(agent=f"a{bad}", message=bad, context=bad))
+            await b.post_message(esc.id, bad, author="agent", role=MessageRole.agent)
+            await b.log_review(ReviewCreate(agent=f"a{bad}", tool=f"t{bad}", args={"x": bad}, result=bad))
+        async with console(b, clock, size=(120, 40)) as (app, pilot):
+            # a live arrival too: the notification title and text carry agent strings
+            await b.create_request(
+                RequestCreate(agent=HOSTILE[0], tool=HOSTILE[1], summary=HOSTILE[3], risk=Risk.critical)
+            )
+            await until(pilot, lambda: app.counts.pending == len(HOSTILE) + 1)
+            for key in ("1", "2", "3", "4", "1"):
+                await pilot.press(key)
+                await settle(app, pilot)
+                for row in range(3):
+                    app.active_pane.table.move_cursor(row)
+                    await settle(app, pilot)
+                    await pilot.click(f"#{app.active_pane.PANE_ID}-table", offset=(30, row + 1))
+                    svg = app.export_screenshot()
+                    assert "\x1b" not in svg and "\x9b" not in svg and "\u202e" not in svg and "\x00" not in svg
+            assert app.is_running  # [@click=app.quit] never ran
+            pane = approvals(app)
+            await pilot.press("1")
+            seen = []
+            for row in range(pane.table.row_count):
+                pane.table.move_cursor(row)
+                await settle(app, pilot)
+                detail = str(pane.detail._body.render())
+                assert is_clean(detail)
+                seen.append(detail)
+            shown = "\n".join(seen)
+            for literal in ("[@click=app.quit]click me[/]", "[link=http://evil.example]docs[/link]", "[b red]bold[/]"):
+                assert literal in shown  # shown as the text it is
+            assert "\\x1b[2J" in shown and "\\u202e" in shown and "\\x9b" in shown and "cr\\rover" in shown
+            notes = said(app)
+            assert is_clean(notes) and "\\x1b" in notes
+    finally:
+        await b.close()
+
+
+# ======================================================================== CLI
+
+
+def test_console_command_is_registered(cli_env: dict[str, str]) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "hitl_tui", "console", "--help"], env=cli_env, capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 0 and "reviewer console" in out.stdout
+
+
+def test_now_is_fixed_for_tests() -> None:
+    assert NOW.tzinfo is not None
