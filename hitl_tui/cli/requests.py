@@ -1,18 +1,69 @@
-"""Approval requests: ``hitl ls``, ``show``, ``approve``, ``deny``."""
+"""Approval requests: ``hitl request`` (the gate for shell scripts), ``ls``, ``show``, ``approve``,
+``deny`` and ``cancel``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from typing import Any
 
 from ..models import ApprovalRequest, DecisionIn, RequestStatus
 from ..text import sanitise
-from . import add_json_flag
+from . import EXIT_DENIED, EXIT_ERROR, EXIT_EXPIRED, EXIT_OK, add_json_flag, fail
 from .output import age, build, emit_json, parse_json_object, print_table
+
+REQUEST_EXIT_HELP = """\
+exit codes (with --wait):
+  0  approved (run it, with the printed arguments), or allowed to run autonomously
+  1  denied, blocked by policy, escalated to a human, or cancelled: do not run it
+  2  expired: nobody decided before the deadline
+  3  error: backend unreachable, store error, invalid input (fail closed: do not run it)
+without --wait, 0 means filed (the request id is printed) or allowed; 1, 2, 3 as above.
+
+The agent name defaults to $HITL_AGENT, else "shell".
+"""
+
+STATUS_EXIT = {
+    "autonomous": EXIT_OK,
+    "approved": EXIT_OK,
+    "pending": EXIT_OK,
+    "denied": EXIT_DENIED,
+    "blocked": EXIT_DENIED,
+    "escalated": EXIT_DENIED,
+    "cancelled": EXIT_DENIED,
+    "expired": EXIT_EXPIRED,
+    "error": EXIT_ERROR,
+}
 
 
 def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "request",
+        help="ask the policy (and a human, when needed) whether a tool may run",
+        description="File a tool call through the policy. With --wait, block until a human decides.",
+        epilog=REQUEST_EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("tool", help="the tool or action name, e.g. deploy")
+    p.add_argument("--args", dest="tool_args", metavar="JSON", help="arguments as a JSON object ('-' reads stdin)")
+    p.add_argument("--agent", help="who is asking (default: $HITL_AGENT, else 'shell')")
+    p.add_argument("--confidence", type=int, metavar="N", help="the agent's confidence, 0-100")
+    p.add_argument("--summary", metavar="TEXT", help="one line for the reviewer")
+    p.add_argument("--context", metavar="TEXT", help="longer context for the reviewer")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="deadline for a decision (default: the policy's)")
+    p.add_argument("--wait", action="store_true", help="block until decided; the exit code says how")
+    p.add_argument("--idempotency-key", metavar="K", help="re-running with the same key reuses the same request")
+    add_json_flag(p)
+    p.set_defaults(func=cmd_request)
+
+    p = sub.add_parser("cancel", help="withdraw a pending request")
+    p.add_argument("id", type=int)
+    p.add_argument("--reason", help="why (recorded)")
+    add_json_flag(p)
+    p.set_defaults(func=cmd_cancel)
+
     p = sub.add_parser("ls", help="list approval requests (pending by default)")
     p.add_argument("--status", choices=[*(s.value for s in RequestStatus), "all"], default="pending")
     p.add_argument("--agent", help="only this agent's requests")
@@ -72,7 +123,11 @@ def describe_request(r: ApprovalRequest) -> str:
     lines = [
         f"request {r.id}: {sanitise(r.tool, oneline=True)} by {sanitise(r.agent, oneline=True)}",
         f"  status:     {r.status.value}"
-        + (f" by {sanitise(r.decided_by, oneline=True)} at {r.decided_at:%Y-%m-%d %H:%M:%S}" if r.decided_at and r.decided_by else ""),
+        + (
+            f" by {sanitise(r.decided_by, oneline=True)} at {r.decided_at:%Y-%m-%d %H:%M:%S}"
+            if r.decided_at and r.decided_by
+            else ""
+        ),
         f"  risk:       {r.risk.value}{' (irreversible)' if r.irreversible else ''}",
         f"  confidence: {'-' if r.confidence is None else r.confidence}",
         f"  created:    {r.created_at:%Y-%m-%d %H:%M:%S} UTC",
@@ -91,7 +146,8 @@ def describe_request(r: ApprovalRequest) -> str:
     lines += ["    " + sanitise(line) for line in json.dumps(r.args, indent=2, ensure_ascii=False).splitlines()]
     if r.edited_args is not None:
         lines.append("  edited args (what runs):")
-        lines += ["    " + sanitise(line) for line in json.dumps(r.edited_args, indent=2, ensure_ascii=False).splitlines()]
+        edited = json.dumps(r.edited_args, indent=2, ensure_ascii=False)
+        lines += ["    " + sanitise(line) for line in edited.splitlines()]
     if r.context:
         lines.append(f"  context:    {sanitise(r.context)}")
     return "\n".join(lines)
@@ -124,3 +180,90 @@ async def cmd_approve(args: argparse.Namespace, ctx: Any) -> int:
 
 async def cmd_deny(args: argparse.Namespace, ctx: Any) -> int:
     return await _decide(args, ctx, build(DecisionIn, decision="deny", reason=args.reason))
+
+
+# --------------------------------------------------------------------------- hitl request
+
+
+def _agent_name(args: argparse.Namespace) -> str:
+    return args.agent or os.environ.get("HITL_AGENT") or "shell"
+
+
+async def cmd_request(args: argparse.Namespace, ctx: Any) -> int:
+    """Every failure exits 3 (never 0, never a misleading 1): the caller must not run the tool."""
+    try:
+        return await _request(args, ctx)
+    except Exception as exc:
+        from ..errors import HitlError
+
+        message = exc.message if isinstance(exc, HitlError) else f"{type(exc).__name__}: {exc}"
+        if args.json:
+            emit_json({"status": "error", "tool": args.tool, "reason": message})
+        return fail(message, EXIT_ERROR)
+
+
+async def _request(args: argparse.Namespace, ctx: Any) -> int:
+    from ..sdk.gate import Gate
+    from ..sdk.notify import notifiers_from_settings
+
+    tool_args = parse_json_object(args.tool_args)
+    gate = Gate(
+        ctx.backend(),
+        _agent_name(args),
+        notifiers=notifiers_from_settings(ctx.settings.notify),
+        settings=ctx.settings,
+    )
+    clearance = await gate.check(
+        args.tool,
+        tool_args,
+        confidence=args.confidence,
+        summary=args.summary,
+        context=args.context,
+        timeout=args.timeout,
+        idempotency_key=args.idempotency_key,
+        wait=args.wait,
+    )
+    req = clearance.request
+    if clearance.status == "pending" and req is not None and not args.json:
+        print(req.id)
+        print(
+            f"request {req.id} waits for a human: {gate.command_prefix} approve {req.id}  |  "
+            f"{gate.command_prefix} deny {req.id} --reason TEXT",
+            file=sys.stderr,
+        )
+    elif args.json:
+        emit_json(
+            {
+                "status": clearance.status,
+                "tool": clearance.tool,
+                "agent": gate.agent,
+                "route": clearance.decision.route.value if clearance.decision is not None else None,
+                "reason": clearance.reason,
+                "args": clearance.args,
+                "request_id": req.id if req is not None else None,
+                "escalation_id": clearance.escalation.id if clearance.escalation is not None else None,
+                "request": req,
+            }
+        )
+    else:
+        ref = f"request {req.id} " if req is not None else ""
+        print(f"{ref}{clearance.status}: {sanitise(clearance.reason)}")
+        if clearance.status == "approved" and req is not None and req.edited_args is not None:
+            print("run with the reviewer's edited arguments:")
+            print(json.dumps(clearance.args, ensure_ascii=False))
+        if clearance.log_review:
+            print(
+                f"log the result for review: hitl review log {sanitise(args.tool, oneline=True)} --args JSON "
+                "--result TEXT",
+                file=sys.stderr,
+            )
+    return STATUS_EXIT[clearance.status]
+
+
+async def cmd_cancel(args: argparse.Namespace, ctx: Any) -> int:
+    r = await ctx.backend().cancel_request(args.id, ctx.reviewer, args.reason)
+    if args.json:
+        emit_json(r)
+    else:
+        print(f"request {r.id} {r.status.value}")
+    return 0
