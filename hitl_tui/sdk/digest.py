@@ -217,7 +217,7 @@ def _md(text: object, limit: int = 120) -> str:
 
 
 def _md_code(text: str) -> str:
-    body = _t(text).replace("`", "\u02cb")
+    body = _t(text).replace("`", "\u02cb").replace("|", "\\|")
     return f"`{body}`"
 
 
