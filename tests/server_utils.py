@@ -140,9 +140,10 @@ class Team:
     """A running server with one token per role: ``bot`` (agent), ``alice`` and ``bob``
     (reviewers), ``root`` (admin)."""
 
-    def __init__(self, server: ServerProcess) -> None:
+    def __init__(self, server: ServerProcess, tokens: dict[str, str] | None = None) -> None:
+        """``tokens``: reuse another team's (replicas sharing one store)."""
         self.server = server
-        self.tokens = {
+        self.tokens = tokens if tokens is not None else {
             "bot": create_token(server.store_url, "bot", "agent"),
             "alice": create_token(server.store_url, "alice", "reviewer"),
             "bob": create_token(server.store_url, "bob", "reviewer"),

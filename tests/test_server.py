@@ -268,8 +268,10 @@ async def _many_long_polls(team: Team, waiters: int, requests: int) -> tuple[int
             httpx.AsyncClient(base_url=team.url, headers=team.headers("alice"), timeout=60) as alice:
 
         async def wait(rid: int) -> str:
-            r = await bots.get(f"/v1/requests/{rid}/wait", params={"timeout": 55})
-            return str(r.json()["status"])
+            while True:  # like HttpBackend: re-issue the poll until there is a decision
+                r = await bots.get(f"/v1/requests/{rid}/wait", params={"timeout": 60})
+                if r.json()["status"] != "pending":
+                    return str(r.json()["status"])
 
         tasks = [asyncio.create_task(wait(ids[i % requests])) for i in range(waiters)]
         while True:  # until every agent is actually waiting on the server

@@ -153,7 +153,7 @@ class HttpBackend(Backend):
                 headers=headers,
                 timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
                 # long-polls hold a connection each: many concurrent waits need many connections
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=32, keepalive_expiry=5.0),
                 follow_redirects=False,
             )
             self._client_loop = loop
@@ -177,11 +177,17 @@ class HttpBackend(Backend):
         if read_timeout is not None:
             timeout = httpx.Timeout(self.timeout, connect=self.connect_timeout, read=read_timeout)
         clean = None if params is None else {k: v for k, v in params.items() if v is not None}
+        kwargs: dict[str, Any] = {"content": content, "params": clean, "headers": headers}
+        if timeout is not None:
+            kwargs["timeout"] = timeout
         try:
-            kwargs: dict[str, Any] = {"content": content, "params": clean, "headers": headers}
-            if timeout is not None:
-                kwargs["timeout"] = timeout
-            response = await client.request(method, path, **kwargs)
+            try:
+                response = await client.request(method, path, **kwargs)
+            except (httpx.ReadError, httpx.RemoteProtocolError):
+                if method not in ("GET", "PUT"):
+                    raise
+                # A kept-alive connection the server had just closed: safe to ask once more.
+                response = await client.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
             raise ServerUnreachable(f"the server at {self.url} did not answer in time ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:

@@ -132,6 +132,7 @@ def cmd_serve(args: argparse.Namespace, ctx: Any) -> int:
         access_log=False,
         log_level=args.log_level,
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=20,  # longer than clients keep idle connections (HttpBackend: 5 s)
         backlog=4096,
     )
     server = uvicorn.Server(config)
