@@ -159,6 +159,8 @@ class HitlConsole(App[None]):
         out: list[Binding] = []
         seen: set[str] = set()
         for klass in cls.__mro__:
+            if not klass.__module__.startswith("hitl_tui."):
+                continue  # Textual's own scrolling keys are not ours to document
             for b in klass.__dict__.get("BINDINGS", []):
                 if isinstance(b, Binding) and b.key not in seen and b.description:
                     seen.add(b.key)

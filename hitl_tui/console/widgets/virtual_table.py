@@ -472,7 +472,13 @@ class VirtualTable(ScrollView, can_focus=True):
                     self._ensure_page(page_no)
 
     # ================================================================= rendering
-    def _columns_for(self, width: int) -> list[tuple[Column, int]]:
+    def set_columns(self, columns: list[Column]) -> None:
+        self.columns = columns
+        self._layout = None
+        self.refresh()
+
+    def layout_columns(self, width: int) -> list[tuple[Column, int]]:
+        """The columns shown at ``width`` and their widths: the highest ``drop`` goes first when narrow."""
         if self._layout is not None and self._layout[0] == width:
             return self._layout[1]
         cols = list(self.columns)
@@ -516,7 +522,7 @@ class VirtualTable(ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         base = self.rich_style
-        cols = self._columns_for(width)
+        cols = self.layout_columns(width)
         if y == 0:
             return self._header(cols, width)
         index = int(self.scroll_y) + y - 1
