@@ -204,7 +204,7 @@ def test_unreachable_server_denies(cli_env: dict[str, str]) -> None:
     env = {k: v for k, v in cli_env.items() if k != "HITL_STORE"}
     spec = answer(run_hook(env, event("Read", {"file_path": "/etc/hosts"}), pre=("--server", "http://127.0.0.1:1")))
     assert spec["permissionDecision"] == "deny"
-    assert spec["permissionDecisionReason"].startswith("hitl: ")
+    assert spec["permissionDecisionReason"].startswith("hitl: error:")
 
 
 @pytest.mark.parametrize(
