@@ -80,6 +80,7 @@ CHANNEL = "hitl_events"
 MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1, in bytes
 LISTENER_BACKOFF = (0.05, 2.0)  # first and longest pause between listener reconnects
 TEST_SCHEMA_PREFIX = "hitl_test_"
+CLOSE_TIMEOUT = 5.0  # seconds close() waits for the listener and the pool's workers
 
 _ESC = "\ue000"  # a private-use character: escapes NUL (and itself) in text sent to PostgreSQL
 
@@ -1276,7 +1277,8 @@ class PostgresStore(Store):
         same_loop = self._loop is not None and self._loop is asyncio.get_running_loop()
         if listener is not None and same_loop:
             listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await listener
+            await asyncio.wait({listener}, timeout=CLOSE_TIMEOUT)  # never hang a shutdown
+            if listener.done() and not listener.cancelled():
+                listener.exception()  # retrieved, so asyncio does not log it as lost
         if pool is not None and same_loop:
-            await pool.close()
+            await pool.close(timeout=CLOSE_TIMEOUT)
