@@ -479,3 +479,12 @@ def test_url_never_shows_the_password() -> None:
     masked = mask_dsn("host=db.example user=alice password=s3cret dbname=hitl")
     assert "s3cret" not in masked and "dbname=hitl" in masked
     assert PostgresStore("postgresql://alice:s3cret@127.0.0.1/test").url == "postgresql://alice:***@127.0.0.1/test"
+
+
+async def test_schema_named_in_the_url(schema: str, stores: list[PostgresStore]) -> None:
+    sep = "&" if "?" in DSN else "?"
+    by_url = make(stores, None, dsn=f"{DSN}{sep}schema={schema}")  # type: ignore[arg-type]
+    by_arg = make(stores, schema)
+    r = await by_url.create_request(req(0))
+    assert (await by_arg.get_request(r.id)).id == r.id and by_url.schema == schema
+    assert by_url.url.endswith(f"schema={schema}")

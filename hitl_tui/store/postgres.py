@@ -168,6 +168,20 @@ def mask_dsn(dsn: str) -> str:
     return make_conninfo(**params)  # type: ignore[arg-type]
 
 
+def split_schema(dsn: str) -> tuple[str, str | None]:
+    """``postgresql://host/db?schema=NAME`` -> (the DSN without it, NAME). libpq has no such
+    option; it lets one URL (``--store``, ``HITL_STORE``) name the schema the tables live in."""
+    if not dsn.startswith(("postgresql://", "postgres://")):
+        return dsn, None
+    parts = urlsplit(dsn)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    names = [v for k, v in query if k == "schema"]
+    if not names:
+        return dsn, None
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), names[-1]
+
+
 async def create_test_schema(dsn: str) -> str:
     """Create a fresh, uniquely named schema (one per test) and return its name."""
     name = f"{TEST_SCHEMA_PREFIX}{uuid.uuid4().hex[:16]}"
@@ -209,10 +223,12 @@ class PostgresStore(Store):
         timeout: float = 10.0,
         connect_timeout: int = 5,
     ) -> None:
+        self.url = mask_dsn(dsn)
+        dsn, in_url = split_schema(dsn)
+        schema = schema if schema is not None else in_url
         if schema is not None and not schema:
             raise InvalidInput("the PostgreSQL schema name must not be empty")
         self.dsn = dsn
-        self.url = mask_dsn(dsn)
         self.schema = schema
         self.clock: Clock = clock or _system_clock  # type: ignore[method-assign]
         self.prevent_self_review = prevent_self_review
