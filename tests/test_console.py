@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -708,3 +709,13 @@ def test_console_command_is_registered(cli_env: dict[str, str]) -> None:
 
 def test_now_is_fixed_for_tests() -> None:
     assert NOW.tzinfo is not None
+
+
+async def test_no_color_is_respected(backend: LocalBackend, clock: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    async with console(backend, clock) as (app, _pilot):
+        assert app.no_color
+        fills = set(re.findall(r"fill: #([0-9a-f]{6})", app.export_screenshot()))
+        # monochrome: every colour is a grey (red == green == blue), no risk or state colours;
+        # c5c8c6 is the SVG template's own default text colour
+        assert fills and {f for f in fills if not f[0:2] == f[2:4] == f[4:6]} <= {"c5c8c6"}
