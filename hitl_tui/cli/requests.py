@@ -247,7 +247,11 @@ async def _request(args: argparse.Namespace, ctx: Any) -> int:
         )
     else:
         ref = f"request {req.id} " if req is not None else ""
-        print(f"{ref}{clearance.status}: {sanitise(clearance.reason)}")
+        line = f"{ref}{clearance.status}: {sanitise(clearance.reason)}"
+        print(
+            f"hitl: {line}" if clearance.status == "error" else line,
+            file=sys.stderr if clearance.status == "error" else sys.stdout,
+        )
         if clearance.status == "approved" and req is not None and req.edited_args is not None:
             print("run with the reviewer's edited arguments:")
             print(json.dumps(clearance.args, ensure_ascii=False))

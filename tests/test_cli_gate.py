@@ -1,0 +1,120 @@
+"""``hitl request --wait``: the gate for shell scripts, through the real CLI in subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hitl_tui.models import RequestStatus
+from tests.test_sdk_support import HITL, hitl, load_preset, open_local, wait_pending
+
+
+@pytest.fixture
+async def env(cli_env: dict[str, str]) -> Any:
+    admin = open_local(cli_env["HITL_STORE"], "admin")
+    await load_preset(admin)
+    yield cli_env, admin
+    await admin.close()
+
+
+async def _start(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *HITL, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+
+
+async def _finish(proc: asyncio.subprocess.Process) -> tuple[int, str, str]:
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_wait_exits_0_when_approved_in_another_process_and_prints_edited_args(env: Any) -> None:
+    cli, admin = env
+    agent = await _start(cli, "request", "deploy", "--args", '{"env": "prod"}', "--agent", "ci", "--wait", "--json")
+    rid = await wait_pending(admin, "deploy")
+    code, _, err = await hitl(cli, "--as", "alice", "approve", str(rid), "--args", '{"env": "canary"}')
+    assert code == 0, err
+    code, out, err = await _finish(agent)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["status"] == "approved" and data["args"] == {"env": "canary"} and data["request_id"] == rid
+    assert data["agent"] == "ci" and data["request"]["decided_by"] == "alice"
+
+
+async def test_wait_exits_1_when_denied(env: Any) -> None:
+    cli, admin = env
+    agent = await _start(cli, "request", "send_customer_email", "--summary", "welcome mail", "--wait")
+    rid = await wait_pending(admin, "send_customer_email")
+    code, _, err = await hitl(cli, "--as", "bob", "deny", str(rid), "--reason", "typo in the mail")
+    assert code == 0, err
+    code, out, _ = await _finish(agent)
+    assert code == 1
+    assert f"request {rid} denied: denied by bob: typo in the mail" in out
+    req = await admin.get_request(rid)
+    assert req.summary == "welcome mail" and req.agent == "shell"
+
+
+async def test_wait_exits_2_when_it_expires(env: Any) -> None:
+    cli, admin = env
+    code, out, _ = await hitl(cli, "request", "deploy", "--wait", "--timeout", "0.5")
+    assert code == 2 and "expired" in out
+    [req] = (await admin.list_requests(None)).items
+    assert req.status is RequestStatus.expired
+
+
+async def test_exit_3_when_the_backend_cannot_be_reached(env: Any, tmp_path: Path) -> None:
+    cli, admin = env
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    no_store = {k: v for k, v in cli.items() if k != "HITL_STORE"}
+    code, _, err = await hitl(no_store, "--server", f"http://127.0.0.1:{port}", "request", "deploy", "--wait")
+    assert code == 3 and err.strip()
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where a directory should be")
+    code, _, err = await hitl(cli, "--store", str(blocker / "x.db"), "request", "deploy", "--wait", "--json")
+    assert code == 3 and "cannot open store" in err
+    code, _, err = await hitl(cli, "request", "deploy", "--args", "[1, 2]", "--wait")
+    assert code == 3 and "JSON object" in err
+    assert (await admin.list_requests(None)).total == 0
+
+
+async def test_autonomous_blocked_and_escalated_without_waiting(env: Any) -> None:
+    cli, admin = env
+    code, out, _ = await hitl(cli, "request", "read_logs", "--args", '{"path": "/var/log"}', "--wait")
+    assert code == 0 and out.startswith("autonomous:")
+    await admin.set_stage("deploy", "disabled", "admin", "freeze")
+    code, out, _ = await hitl(cli, "request", "deploy", "--wait", "--json")
+    assert code == 1 and json.loads(out)["status"] == "blocked" and "disabled" in json.loads(out)["reason"]
+    code, out, _ = await hitl(cli, "request", "create_github_issue", "--confidence", "30", "--json")
+    data = json.loads(out)
+    assert code == 1 and data["status"] == "escalated" and data["escalation_id"] is not None
+    assert (await admin.list_requests(None)).total == 0
+
+
+async def test_without_wait_prints_the_id_then_cancel(env: Any) -> None:
+    cli, admin = env
+    code, out, err = await hitl(cli, "request", "deploy", "--idempotency-key", "build-9")
+    assert code == 0
+    rid = int(out.strip())
+    assert f"approve {rid}" in err
+    code, out, _ = await hitl(cli, "request", "deploy", "--idempotency-key", "build-9")
+    assert int(out.strip()) == rid  # the same request
+    code, out, _ = await hitl(cli, "cancel", str(rid), "--reason", "build superseded")
+    assert code == 0 and "cancelled" in out
+    code, _, err = await hitl(cli, "--as", "alice", "approve", str(rid))
+    assert code == 1 and "cancelled" in err
+    assert (await admin.get_request(rid)).decision_reason == "build superseded"
+
+
+async def test_agent_name_from_the_environment(env: Any) -> None:
+    cli, admin = env
+    code, out, _ = await hitl({**cli, "HITL_AGENT": "nightly-job"}, "request", "deploy")
+    assert code == 0
+    assert (await admin.get_request(int(out.strip()))).agent == "nightly-job"
