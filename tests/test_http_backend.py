@@ -369,3 +369,20 @@ def test_cli_against_a_live_server(module_team: Team, tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert down.returncode == 3 and "unavailable" in down.stderr
 
+
+
+async def test_who_posts_to_a_thread(module_team: Team) -> None:
+    async with module_team.backend("bot") as bot, module_team.backend("alice") as alice, \
+            module_team.backend("root") as root:
+        esc = await bot.create_escalation(EscalationCreate(agent="bot", message="stuck"))
+        mine = await bot.post_message(esc.id, "more detail")  # default role: the token decides
+        assert (mine.messages[-1].author, mine.messages[-1].role) == ("bot", MessageRole.agent)
+        reply = await alice.post_message(esc.id, "as myself", role=MessageRole.agent)  # role ignored: a reviewer
+        assert (reply.messages[-1].author, reply.messages[-1].role) == ("alice", MessageRole.human)
+        with module_team.client("alice") as raw:
+            r = raw.post(f"/v1/escalations/{esc.id}/messages", params={"role": "agent"}, json={"text": "pretend"})
+        assert r.status_code == 403
+        spoken = await root.post_message(esc.id, "for the agent", role=MessageRole.agent)
+        assert (spoken.messages[-1].author, spoken.messages[-1].role) == ("bot", MessageRole.agent)
+        human = await root.post_message(esc.id, "from the admin")
+        assert (human.messages[-1].author, human.messages[-1].role) == ("root", MessageRole.human)

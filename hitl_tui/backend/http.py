@@ -319,11 +319,14 @@ class HttpBackend(Backend):
     async def post_message(
         self, escalation_id: int, text: str, author: str | None = None, role: MessageRole = MessageRole.human
     ) -> Escalation:
-        """The server sets author and role from the token (an agent token posts as the agent)."""
+        """The server sets the author from the token; an agent token always posts as the agent, a
+        reviewer as a human, and an admin token as ``role`` (as the thread's agent for ``agent``)."""
         from ..models import MessageIn
 
         body = _build(MessageIn, text=text)
-        data = await self._call("POST", f"/v1/escalations/{int(escalation_id)}/messages", body=body)
+        me = self._whoami or await self.whoami()
+        params = {"role": MessageRole(role).value} if me.role is TokenRole.admin else None
+        data = await self._call("POST", f"/v1/escalations/{int(escalation_id)}/messages", body=body, params=params)
         return self._parse(Escalation, data)
 
     async def set_escalation_status(

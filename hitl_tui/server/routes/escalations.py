@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from ...models import Escalation, EscalationCreate, EscalationStatus, MessageIn, MessageRole
-from ..auth import ANY_ROLE, FILERS, STAFF, Caller, Identity
+from ..auth import ADMIN, ANY_ROLE, FILERS, STAFF, Caller, Identity
 from ..deps import MAX_POLL_S, BackendDep, unless_disconnected
 from ..schemas import MAX_ID, EscalationPage, EscalationStatusIn, check_id
 
@@ -56,11 +56,23 @@ async def get_escalation(escalation_id: EscalationId, ident: Caller, backend: Ba
 
 
 @router.post("/{escalation_id}/messages", response_model=Escalation, summary="Post to the thread")
-async def post_message(escalation_id: EscalationId, body: MessageIn, ident: Caller, backend: BackendDep) -> Escalation:
-    """The author is the token's name; an agent token posts as the agent, anyone else as a human."""
-    await _readable(backend, ident, escalation_id)
-    role = MessageRole.agent if ident.is_agent else MessageRole.human
-    return await backend.post_message(escalation_id, body.text, ident.name, role)
+async def post_message(
+    escalation_id: EscalationId,
+    body: MessageIn,
+    ident: Caller,
+    backend: BackendDep,
+    role: Annotated[MessageRole | None, Query(description="admin only: post as the thread's agent")] = None,
+) -> Escalation:
+    """The author is the token's name: an agent token posts as the agent, a reviewer as a human.
+    An admin token (an integration speaking for its agents) may post ``role=agent``: the message
+    is then the thread's agent's."""
+    esc = await _readable(backend, ident, escalation_id)
+    natural = MessageRole.agent if ident.is_agent else MessageRole.human
+    if role is not None and role is not natural:
+        ident.require(*ADMIN, action=f"posting as {role.value}")
+    if role is MessageRole.agent and not ident.is_agent:
+        return await backend.post_message(escalation_id, body.text, esc.agent, MessageRole.agent)
+    return await backend.post_message(escalation_id, body.text, ident.name, natural)
 
 
 @router.post("/{escalation_id}/status", response_model=Escalation, summary="Take over or resolve a thread")
