@@ -115,8 +115,13 @@ def assert_gap_free(seqs: list[int]) -> None:
 # ----------------------------------------------------------------------------- exactly one decision
 
 
-async def test_racing_decisions_from_many_tasks_and_stores(schema: str, stores: list[PostgresStore]) -> None:
-    instances = [make(stores, schema, max_size=4) for _ in range(3)]
+@pytest.mark.parametrize("server_default", ["read committed", "repeatable read"])
+async def test_racing_decisions_from_many_tasks_and_stores(
+    schema: str, stores: list[PostgresStore], server_default: str
+) -> None:
+    # whatever isolation the server defaults to, the store's writes must stay serialised
+    dsn = make_conninfo(DSN, options="-c default_transaction_isolation=" + server_default.replace(" ", "\\ "))
+    instances = [make(stores, schema, dsn=dsn, max_size=4) for _ in range(3)]
     ids = [(await instances[0].create_request(req(i))).id for i in range(8)]
 
     async def attempt(rid: int, who: int) -> tuple[int, str] | None:

@@ -317,8 +317,13 @@ class PostgresStore(Store):
             return pool
 
     async def _configure(self, conn: Conn) -> None:
+        """Session settings of every connection. Writes rely on READ COMMITTED: each statement
+        after the write lock is granted sees what the previous holder committed (a server whose
+        default is REPEATABLE READ would hand them a snapshot from before the lock)."""
+        setting = sql.SQL("SET default_transaction_isolation TO 'read committed'")
         if self.schema is not None:
-            await conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+            setting = sql.SQL("{}; SET search_path TO {}").format(setting, sql.Identifier(self.schema))
+        await conn.execute(setting)
 
     async def _migrate(self, conn: Conn) -> None:
         async with conn.transaction():
