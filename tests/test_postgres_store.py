@@ -20,36 +20,37 @@ import pytest
 
 from tests.conftest import POSTGRES_DSN, ROOT, _postgres_available
 
-pytestmark = pytest.mark.skipif(
-    _postgres_available() is not None, reason=_postgres_available() or "PostgreSQL is available"
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(_postgres_available() is not None, reason=_postgres_available() or ""),
+]
+pytest.importorskip("psycopg", reason="the PostgreSQL store is not available in this build (no psycopg)")
+
+import psycopg  # noqa: E402
+from psycopg import sql  # noqa: E402
+from psycopg.conninfo import make_conninfo  # noqa: E402
+
+from hitl_tui.errors import Conflict, StoreUnavailable  # noqa: E402
+from hitl_tui.models import (  # noqa: E402
+    DecisionIn,
+    EscalationCreate,
+    EventKind,
+    MessageRole,
+    RequestCreate,
+    RequestStatus,
+    ReviewCreate,
+    TokenRole,
 )
-
-if _postgres_available() is None:
-    import psycopg
-    from psycopg import sql
-    from psycopg.conninfo import make_conninfo
-
-    from hitl_tui.errors import Conflict, StoreUnavailable
-    from hitl_tui.models import (
-        DecisionIn,
-        EscalationCreate,
-        EventKind,
-        MessageRole,
-        RequestCreate,
-        RequestStatus,
-        ReviewCreate,
-        TokenRole,
-    )
-    from hitl_tui.store.pg_schema import PG_MIGRATIONS
-    from hitl_tui.store.postgres import (
-        PostgresStore,
-        channel_for,
-        create_test_schema,
-        decode_text,
-        drop_test_schema,
-        encode_text,
-        mask_dsn,
-    )
+from hitl_tui.store.pg_schema import PG_MIGRATIONS  # noqa: E402
+from hitl_tui.store.postgres import (  # noqa: E402
+    PostgresStore,
+    channel_for,
+    create_test_schema,
+    decode_text,
+    drop_test_schema,
+    encode_text,
+    mask_dsn,
+)
 
 DSN = POSTGRES_DSN or ""
 LONG = 60.0  # a wait timeout no test should ever reach
