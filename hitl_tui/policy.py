@@ -166,12 +166,16 @@ def compile_pattern(pattern: str) -> CompiledPattern:
         if not domain or "*" in domain or "/" in domain or any(ch.isspace() for ch in domain):
             raise ValueError(f"invalid rule pattern {text!r}: write domain:example.com or domain:*.example.com")
         return CompiledPattern(text, tool, spec, tool_regex, None, None, domain, subdomains_only)
-    if spec.endswith(":*"):  # legacy prefix syntax: `git push:*` is `git push` then anything
-        glob, tail = spec[:-2], "*"
+    if spec.endswith(":*"):
+        # Claude Code's prefix syntax: `git push:*` is `git push` alone or followed by a space and
+        # anything -- a word boundary, so `git:*` does not match `gitk`.
+        glob = spec[:-2]
+        broad = _glob(glob, _WILD) + r"(?:[ \t]" + _WILD + ")?"
+        safe = _glob(glob, _WILD_SAFE) + r"(?:[ \t]" + _WILD_SAFE + ")?"
     else:
-        glob, tail = spec, ""
-    broad = _glob(glob + tail, _WILD)
-    safe = _glob(glob + tail, _WILD_SAFE)
+        glob = spec
+        broad = _glob(glob, _WILD)
+        safe = _glob(glob, _WILD_SAFE)
     literal = max(re.split(r"\*+", glob), key=len)
     prefix = glob.split("*", 1)[0]
     return CompiledPattern(text, tool, spec, tool_regex, broad, safe, literal=literal, prefix=prefix)
@@ -444,9 +448,11 @@ class PolicyEngine:
         return [rule for rule, _ in self._rules]
 
     def capability(self, tool: str, agent: str | None = None) -> Capability | None:
-        """The capability that governs ``tool`` for ``agent``: the agent's own, else the unscoped one."""
+        """The capability that governs ``tool`` for ``agent``: the agent's own, else the agent's
+        default (a capability for tool ``*`` scoped to that agent: how a restricted subagent gets
+        "everything not listed is disabled"), else the unscoped one."""
         if agent is not None:
-            cap = self._caps.get((tool, agent))
+            cap = self._caps.get((tool, agent)) or self._caps.get(("*", agent))
             if cap is not None:
                 return cap
         return self._caps.get((tool, None))

@@ -286,11 +286,6 @@ async def test_agent_limited_to_read_only_tools(cli_env: dict[str, str], reviewe
     assert other["permissionDecision"] == "allow"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs a policy change: an agent-scoped default stage (capability tool='*' scoped to the agent), so "
-    "tools not listed for a restricted agent are refused rather than sent for approval",
-)
 async def test_agent_default_stage_refuses_every_unlisted_tool(cli_env: dict[str, str], reviewer: LocalBackend) -> None:
     await reviewer.put_capability(Capability(tool="*", agent="researcher", stage=Stage.disabled))
     await reviewer.put_capability(Capability(tool="Read", agent="researcher", stage=Stage.autonomous))

@@ -595,8 +595,10 @@ def test_property_confidence_never_loosens_the_no_confidence_route(call, confide
 def _reference_regex(spec: str, wildcard: str) -> re.Pattern[str]:
     if not spec.strip("*"):  # `Q(*)` is `Q`: every call
         return re.compile(".*", re.DOTALL)
-    glob = spec[:-2] + "*" if spec.endswith(":*") else spec
-    return re.compile(wildcard.join(re.escape(part) for part in glob.split("*")), re.DOTALL)
+    if spec.endswith(":*"):  # a prefix, alone or followed by a space or tab and anything
+        head = wildcard.join(re.escape(part) for part in spec[:-2].split("*"))
+        return re.compile(head + "(?:[ \t]" + wildcard + ")?", re.DOTALL)
+    return re.compile(wildcard.join(re.escape(part) for part in spec.split("*")), re.DOTALL)
 
 
 @settings(max_examples=400, deadline=None)
@@ -632,3 +634,28 @@ def test_property_first_matching_rule_agrees_with_a_naive_reference(specs, subje
         assert (d.route, d.rule) == (Route.autonomous, allowed[0].pattern)
     else:
         assert (d.route, d.rule) == (Route.approval, None)
+
+
+def test_prefix_rule_has_a_word_boundary() -> None:
+    rules = [parse_rule("Bash(git:*)", "allow"), parse_rule("Bash(rm:*)", "deny")]
+    bash = [cap("Bash", Stage.approval)]
+    assert route("Bash", {"command": "git"}, caps=bash, rules=rules) is Route.autonomous
+    assert route("Bash", {"command": "git status"}, caps=bash, rules=rules) is Route.autonomous
+    assert route("Bash", {"command": "gitk --all"}, caps=bash, rules=rules) is Route.approval
+    assert route("Bash", {"command": "rmdir build"}, caps=bash, rules=rules) is Route.approval
+    assert route("Bash", {"command": "rm -rf build"}, caps=bash, rules=rules) is Route.blocked
+
+
+def test_agent_default_capability_restricts_a_subagent() -> None:
+    caps = [
+        Capability(tool="*", agent="reader", stage=Stage.disabled),
+        Capability(tool="Read", agent="reader", stage=Stage.autonomous),
+        Capability(tool="Write", stage=Stage.autonomous),
+    ]
+    engine = PolicyEngine(caps, [])
+    assert engine.decide("Read", {}, agent="reader").route is Route.autonomous
+    blocked = engine.decide("Write", {}, agent="reader")
+    assert blocked.route is Route.blocked and "disabled" in blocked.reason
+    assert engine.decide("Anything", {}, agent="reader").route is Route.blocked
+    assert engine.decide("Write", {}, agent="someone-else").route is Route.autonomous
+    assert engine.decide("Write", {}).route is Route.autonomous
