@@ -172,6 +172,8 @@ class LocalBackend(Backend):
         with contextlib.suppress(StoreUnavailable):
             await self._ensure_hub()  # keeps the cached engine fresh; without it, reload each time
         engine = self._engine
+        if engine is not None and await self.store.last_seq() > self._hub_seq:
+            engine = None  # the hub has not seen the newest events yet: they may change the policy
         if engine is None:
             caps = await self.store.list_capabilities()
             rules = await self.store.list_rules()

@@ -181,5 +181,22 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
 
 
+def _is_hook(argv: list[str]) -> bool:
+    """``hitl [global options] hook claude-code ...``"""
+    return any(a == "hook" and argv[i + 1 : i + 2] == ["claude-code"] for i, a in enumerate(argv))
+
+
 def entrypoint() -> None:  # console script
-    sys.exit(main())
+    argv = sys.argv[1:]
+    if not _is_hook(argv):
+        sys.exit(main())
+    # Claude Code treats exit 2 as "block the tool" and any other non-zero exit as a non-blocking
+    # error (the tool runs!). A hook that fails before it can answer must therefore exit 2.
+    try:
+        code = main()
+    except SystemExit as exc:  # argparse usage errors
+        code = exc.code if isinstance(exc.code, int) else 2
+    except BaseException as exc:  # noqa: BLE001 - fail closed, never a silent allow
+        print(f"hitl: hook failed: {exc}", file=sys.stderr)
+        code = 2
+    sys.exit(0 if code == 0 else 2)

@@ -25,6 +25,10 @@ def register(sub: Any) -> None:
     _change_flags(q, force=True)
     q.set_defaults(func=cmd_set)
 
+    from .autonomy import add_suggest_command
+
+    add_suggest_command(ssub, "suggest")  # `hitl stages suggest` == `hitl suggest`
+
     q = ssub.add_parser("history", help="who changed a tool's stage, when and why")
     q.add_argument("tool")
     q.add_argument("--agent", help="the agent-scoped capability, not the general one")
@@ -68,6 +72,10 @@ def register(sub: Any) -> None:
     r = rsub.add_parser("rm", help="remove a rule by its pattern or its number in `rules ls`")
     r.add_argument("rule")
     r.set_defaults(func=cmd_rules_rm)
+
+    from .hook import add_policy_import_commands
+
+    add_policy_import_commands(psub)  # `hitl policy import-claude|import-gemini`
 
 
 def _change_flags(p: argparse.ArgumentParser, *, force: bool) -> None:

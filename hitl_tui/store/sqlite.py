@@ -1130,7 +1130,12 @@ class SQLiteStore(Store):
         self._closed = True
         self._watch_stop.set()
         self._jobs.put(None)
-        await asyncio.to_thread(self._worker.join, 30)
+        await asyncio.to_thread(self._join)
+
+    def _join(self) -> None:
+        self._worker.join(30)
+        if self._watcher is not None:
+            self._watcher.join(5)
 
     def close_sync(self) -> None:
         """Close from synchronous code (no running loop)."""
@@ -1139,7 +1144,7 @@ class SQLiteStore(Store):
         self._closed = True
         self._watch_stop.set()
         self._jobs.put(None)
-        self._worker.join(30)
+        self._join()
 
 
 def verify_rows(rows: Iterable[Any]) -> AuditReport:
