@@ -43,6 +43,7 @@ COMMAND_MODULES = [
     "demo_cmd",
     "serve",
     "hook",
+    "autonomy",
 ]
 
 
