@@ -136,8 +136,18 @@ def _resolve(fut: asyncio.Future[int], seq: int) -> None:
 
 
 class SQLiteStore(Store):
-    def __init__(self, path: str | Path, *, clock: Clock | None = None, prevent_self_review: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        clock: Clock | None = None,
+        prevent_self_review: bool = True,
+        busy_timeout: float = 60.0,
+    ) -> None:
+        """``busy_timeout``: the longest a write waits for another connection's lock before it
+        fails (``StoreUnavailable``, so callers fail closed) instead of hanging."""
         self.path = Path(path).expanduser()
+        self.busy_timeout = busy_timeout
         self.url = f"sqlite:///{self.path}"
         self.clock: Clock = clock or _system_clock  # type: ignore[method-assign]
         self._inode: tuple[int, int] | None = None
@@ -159,9 +169,9 @@ class SQLiteStore(Store):
 
     # ================================================================= plumbing
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA busy_timeout = 60000")
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
 
@@ -263,7 +273,7 @@ class SQLiteStore(Store):
                 j.fut.set_exception(StoreUnavailable("the store is closed"))
             return
         try:
-            self._begin(conn)
+            self._begin(conn, self.busy_timeout)
         except BaseException as exc:
             for j in writes:
                 j.fut.set_exception(exc)
@@ -303,17 +313,22 @@ class SQLiteStore(Store):
                 j.fut.set_exception(exc)
 
     @staticmethod
-    def _begin(conn: sqlite3.Connection) -> None:
-        # busy_timeout covers lock waits; retry a little longer on a stubborn SQLITE_BUSY.
-        for attempt in range(20):
+    def _begin(conn: sqlite3.Connection, budget: float) -> None:
+        # busy_timeout covers lock waits; a stubborn SQLITE_BUSY (returned without waiting) is
+        # retried, but only within the same budget: a lock held for longer fails, it never hangs.
+        give_up = time.monotonic() + budget
+        attempt = 0
+        while True:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) and "busy" not in str(exc):
                     raise
-                time.sleep(min(0.05 * (attempt + 1), 0.5))
-        conn.execute("BEGIN IMMEDIATE")
+                if time.monotonic() >= give_up:
+                    raise
+            attempt += 1
+            time.sleep(min(0.05 * attempt, 0.5, max(0.0, give_up - time.monotonic())))
 
     def _append_events(self, conn: sqlite3.Connection, events: list[tuple[Any, ...]]) -> int:
         if not events:
