@@ -19,6 +19,7 @@ resuming with ``Last-Event-ID``: no event is missed and none arrives twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 from collections.abc import AsyncIterator
@@ -461,13 +462,14 @@ class HttpBackend(Backend):
         down_since: float | None = None
         while True:
             try:
-                async for ev in self._stream(last):
-                    if ev.seq <= last:
-                        continue  # already delivered (cannot happen with a correct server; never twice)
-                    last = ev.seq
-                    down_since = None
-                    backoff.reset()
-                    yield ev
+                async with contextlib.aclosing(self._stream(last)) as stream:  # closed even if the caller stops
+                    async for ev in stream:
+                        if ev.seq <= last:
+                            continue  # already delivered (a correct server never resends; never twice)
+                        last = ev.seq
+                        down_since = None
+                        backoff.reset()
+                        yield ev
                 reason = "the server closed the event stream"
             except ServerUnreachable as exc:
                 reason = exc.message
