@@ -232,6 +232,48 @@ async def build(backend: LocalBackend, clock: Any) -> None:
     clock.now = NOW
 
 
+#: the track record :func:`add_history` writes (hand-counted, for the tests that check the figures)
+HISTORY_TOOL = "send_customer_email"  # 55 more approvals, no denial, edit or flag: promotion suggested
+HISTORY_APPROVALS = 55
+HISTORY_DAYS = 20  # spread over the 20 days up to NOW: a 7-day window holds only some of them
+CALIBRATED_TOOL = "deploy"  # 20 decisions with a confidence: too few for a threshold suggestion
+
+
+def history_days_ago(i: int) -> int:
+    return i % HISTORY_DAYS
+
+
+async def add_history(backend: LocalBackend, clock: Any) -> None:
+    """Weeks of decisions before :func:`build`'s morning, then the clock back at ``NOW``.
+
+    * ``send_customer_email``: 55 approvals by ``bob``, request ``i`` ``i % 20`` days before NOW,
+      confidence ``80 + i % 20``, decided in ``30 + i % 7`` seconds;
+    * ``deploy``: at confidence 95, 10 approved; at 75, 3 approved and 2 denied; at 40, 1 approved
+      and 4 denied (20 decided: fewer than the 30 a threshold suggestion needs).
+    """
+    day_start = NOW.replace(hour=6, minute=0)
+    for i in range(HISTORY_APPROVALS):
+        clock.now = day_start - timedelta(days=history_days_ago(i)) + timedelta(minutes=i)
+        rid = await _request(
+            backend, agent="support-agent", tool=HISTORY_TOOL, args={"ticket": 1000 + i}, risk=Risk.high,
+            confidence=80 + i % 20, summary=f"Reply to ticket #{1000 + i}", timeout_s=7200,
+        )
+        clock.advance(30 + i % 7)
+        await backend.decide(rid, DecisionIn(decision="approve", reason="reads fine"), reviewer=OTHER)
+    outcomes = [(95, "approve")] * 10 + [(75, "approve")] * 3 + [(75, "deny")] * 2
+    outcomes += [(40, "approve")] + [(40, "deny")] * 4
+    for i, (confidence, verdict) in enumerate(outcomes):
+        clock.now = day_start - timedelta(days=2, minutes=-i)
+        rid = await _request(
+            backend, agent="release-bot", tool=CALIBRATED_TOOL, args={"build": 700 + i}, risk=Risk.high,
+            confidence=confidence, timeout_s=7200,
+        )
+        clock.advance(60)
+        reason = "ok" if verdict == "approve" else "not this build"
+        await backend.decide(rid, DecisionIn(decision=verdict, reason=reason), reviewer=OTHER)
+    clock.now = NOW
+
+
 def _resolved() -> Any:
     from hitl_tui.models import EscalationStatus
 

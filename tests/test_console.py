@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,16 @@ from textual.widgets import TextArea
 from hitl_tui.backend.local import LocalBackend
 from hitl_tui.config import Settings
 from hitl_tui.console import HitlConsole
+from hitl_tui.console.adapters import capability_cells
 from hitl_tui.console.live import LinkState
-from hitl_tui.console.screens import ConfirmScreen, EditArgsScreen, HelpScreen, HistoryScreen, StageScreen
+from hitl_tui.console.screens import (
+    CalibrationScreen,
+    ConfirmScreen,
+    EditArgsScreen,
+    HelpScreen,
+    HistoryScreen,
+    StageScreen,
+)
 from hitl_tui.console.screens.text_view import TextViewScreen
 from hitl_tui.console.widgets.approvals import ApprovalsPane
 from hitl_tui.console.widgets.capabilities import CapabilitiesPane
@@ -37,15 +46,32 @@ from hitl_tui.models import (
     RequestCreate,
     RequestStatus,
     ReviewCreate,
+    ReviewMark,
     Risk,
     Stage,
     Verdict,
 )
 from hitl_tui.text import is_clean
-from tests.console_data import HOSTILE, NOW, OTHER, REVIEWER, build, open_backend
+from tests.console_data import (
+    CALIBRATED_TOOL,
+    HISTORY_TOOL,
+    HOSTILE,
+    NOW,
+    OTHER,
+    REVIEWER,
+    add_history,
+    build,
+    open_backend,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(autouse=True)
+def _dismissals_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dismissed suggestions go to a file of this test's own, never the user's."""
+    monkeypatch.setenv("HITL_AUTONOMY_FILE", str(tmp_path / "dismissed.json"))
 
 
 @pytest.fixture
@@ -578,11 +604,220 @@ async def test_always_approval_needs_a_forced_override(backend: LocalBackend, cl
 async def test_capability_record_and_live_stage_change(backend: LocalBackend, other: LocalBackend, clock: Any) -> None:
     async with console(backend, clock) as (app, pilot):
         pane = await goto_cap(app, pilot, "deploy")
-        await until(pilot, lambda: "deploy" in pane.records)
-        rec = pane.records["deploy"]
-        assert (rec.approved, rec.denied) == (2, 1) and rec.median_decide_s is not None
+        rec = pane.evidence["deploy"].record
+        # from the event log: decided in 90, 120 and 150 s (console_data.build)
+        assert (rec.approved, rec.denied, rec.reviews_flagged, rec.median_decision_s) == (2, 1, 0, 120)
+        assert "2 approved · 1 denied" in pane.detail.text()
+        # a decision by another reviewer updates the record live, folding only the new events
+        read, log_end = app.evidence.events_read, await backend.last_seq()
+        assert read >= log_end > 40
+        pending = (await backend.list_requests(RequestStatus.pending, tool="deploy")).items[0]
+        await other.decide(pending.id, DecisionIn(decision="approve", reason="ship it"))
+        await until(pilot, lambda: pane.evidence["deploy"].record.approved == 3)
+        assert app.evidence.events_read - read == await backend.last_seq() - log_end  # no rescan
+        await until(pilot, lambda: "3 approved · 1 denied" in pane.detail.text())
         await other.set_stage("deploy", Stage.disabled, reason="incident")
         await until(pilot, lambda: pane.table.cursor_item.stage is Stage.disabled)
+
+
+@pytest.fixture
+async def history(backend: LocalBackend, clock: Any) -> LocalBackend:
+    """console_data.build plus weeks of decisions: a promotion to suggest, a calibration to draw."""
+    await add_history(backend, clock)
+    return backend
+
+
+def cells(pane: CapabilitiesPane, tool: str) -> dict[str, Any]:
+    cap = pane.table.item_at(pane.table.index_of(tool))
+    return {k: text for k, (text, _style) in capability_cells(cap, pane.book.get(cap)).items()}
+
+
+async def test_suggestion_shows_its_evidence_and_a_accepts_it_with_a_reason(
+    history: LocalBackend, clock: Any
+) -> None:
+    async with console(history, clock) as (app, pilot):
+        pane = await goto_cap(app, pilot, HISTORY_TOOL)
+        evidence = "56 approved, 0 denied, 0 edited, 0 flagged in 30 days; median decision 33 s"
+        assert pane.evidence[HISTORY_TOOL].suggestion.evidence == evidence
+        assert cells(pane, HISTORY_TOOL)["suggest"] == "▲" and cells(pane, "deploy")["suggest"] == ""
+        text = pane.detail.text()
+        assert "Suggestion  ▲ promote approval → autonomous" in text and evidence in text
+        assert "2 suggestions" in str(pane.query_one("ListBox").border_title)  # and create_github_issue's ▼
+        await pilot.press("a")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert evidence in str(app.screen.query_one("#body-text").render())
+        await pilot.press("enter")  # a reason is required
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press(*"clean month", "enter")
+        await settle(app, pilot)
+        cap = await history.get_capability(HISTORY_TOOL)
+        assert cap.stage is Stage.autonomous
+        assert cap.history[-1].actor == REVIEWER
+        assert cap.history[-1].reason == f"accepted suggestion: {evidence} (clean month)"
+        await until(pilot, lambda: pane.evidence[HISTORY_TOOL].suggestion is None)
+        await until(pilot, lambda: "Not suggested  already autonomous" in pane.detail.text())
+        assert cells(pane, HISTORY_TOOL)["stage"] == "autonomous"
+        await pilot.press("a")  # nothing left to accept: says why
+        assert "No suggestion for send_customer_email: already autonomous" in said(app)
+
+
+async def test_accept_refuses_on_a_read_only_connection(history: LocalBackend, clock: Any, db_path: Path) -> None:
+    from hitl_tui.store.sqlite import SQLiteStore
+
+    ro = ReadOnlyBackend(SQLiteStore(db_path, clock=clock), actor=REVIEWER)
+    try:
+        async with console(ro, clock) as (app, pilot):
+            await goto_cap(app, pilot, HISTORY_TOOL)
+            await pilot.press("a")
+            assert not isinstance(app.screen, ConfirmScreen)
+            assert "Read-only connection" in said(app)
+        assert (await history.get_capability(HISTORY_TOOL)).stage is Stage.approval
+    finally:
+        await ro.close()
+
+
+async def test_x_dismisses_a_suggestion_for_a_week(history: LocalBackend, clock: Any) -> None:
+    from hitl_tui.autonomy import Autonomy
+
+    async with console(history, clock) as (app, pilot):
+        pane = await goto_cap(app, pilot, HISTORY_TOOL)
+        await pilot.press("x")
+        await settle(app, pilot)
+        ev = pane.evidence[HISTORY_TOOL]
+        assert ev.suggestion is None and ev.dismissed is not None
+        assert ev.dismissal.by == REVIEWER and ev.dismissal.until == NOW + timedelta(days=7)
+        assert cells(pane, HISTORY_TOOL)["suggest"] == ""
+        assert "dismissed by alice until 2026-01-22" in pane.detail.text()
+        assert "1 suggestion" in str(pane.query_one("ListBox").border_title)
+        assert "Dismissed send_customer_email approval → autonomous until 2026-01-22" in said(app)
+        await pilot.press("a")  # hidden: not accepted by accident
+        assert not isinstance(app.screen, ConfirmScreen) and "dismissed until" in said(app)
+    # remembered for this store: the CLI and a new console hide it too, until the week is over
+    autonomy = Autonomy(history)
+    await autonomy.refresh()
+    assert [s.tool for s in autonomy.suggestions(now=NOW)] == ["create_github_issue"]
+    assert HISTORY_TOOL in [s.tool for s in autonomy.suggestions(now=NOW + timedelta(days=7, seconds=1))]
+    async with console(history, clock) as (app, pilot):
+        pane = await goto_cap(app, pilot, HISTORY_TOOL)
+        assert pane.evidence[HISTORY_TOOL].suggestion is None
+        clock.advance(7 * 86400 + 1)
+        pane.tick()  # a dismissal that ran out brings the suggestion back
+        assert pane.evidence[HISTORY_TOOL].suggestion is not None
+
+
+async def test_w_cycles_the_window(history: LocalBackend, clock: Any) -> None:
+    async with console(history, clock) as (app, pilot):
+        pane = await goto_cap(app, pilot, HISTORY_TOOL)
+        title = lambda: str(pane.query_one("ListBox").border_title)  # noqa: E731
+        assert "record: 30 days" in title()
+        await pilot.press("w")
+        assert "record: 90 days" in title() and pane.evidence[HISTORY_TOOL].record.window_days == 90
+        assert "in 90 days" in pane.evidence[HISTORY_TOOL].suggestion.evidence
+        await pilot.press("w")
+        # 7 days: 21 of the 55 (request i is i % 20 days old) plus build's one of this morning
+        ev = pane.evidence[HISTORY_TOOL]
+        assert ev.record.approved == 22 and ev.suggestion is None
+        assert "22 approved in 7 days; needs 50" in pane.detail.text()
+        assert cells(pane, HISTORY_TOOL)["approved"] == "22" and cells(pane, HISTORY_TOOL)["suggest"] == ""
+        await pilot.press("w")
+        assert "record: 30 days" in title() and pane.evidence[HISTORY_TOOL].suggestion is not None
+
+
+async def test_calibration_panel_against_a_known_history(history: LocalBackend, clock: Any) -> None:
+    async with console(history, clock, size=(120, 40)) as (app, pilot):
+        pane = await goto_cap(app, pilot, CALIBRATED_TOOL)
+        text = pane.detail.text()
+        # deploy: at 40, 1 approved 4 denied; at 75, 3 and 2; at 95, 10 and 0 (console_data.add_history)
+        assert re.search(r" 0-59 █+░+  20%  1/5 approved", text)
+        assert re.search(r"60-89 █+░+  60%  3/5 approved", text)
+        assert re.search(r"90-100 █+ 100%  10/10 approved", text)
+        assert "no threshold suggestion: sample too small: 20 decided requests carried a confidence; " \
+               "a suggestion needs at least 30" in text
+        pane.table.move_cursor(pane.table.index_of(HISTORY_TOOL))
+        await settle(app, pilot)
+        text = pane.detail.text()
+        assert re.search(r"60-89 █+ 100%  30/30 approved", text) and "0-59 ·" in text
+        assert "suggested thresholds: approval ≥ 80, autonomous ≥ 80" in text
+        assert "0 of 55 decided requests at or above it were denied" in text
+        await pilot.press("c")
+        assert isinstance(app.screen, CalibrationScreen)
+        full = str(app.screen.query_one("#text").render())
+        assert re.search(r"80-89 █+ 100%  30/30 approved", full)
+        assert re.search(r"90-100 █+ 100%  25/25 approved", full)
+        assert re.search(r"70-79 ·+   -   no decisions", full)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, CalibrationScreen)
+
+
+async def test_a_flag_demotes_the_autonomous_capability_live(
+    backend: LocalBackend, other: LocalBackend, clock: Any
+) -> None:
+    async with console(backend, clock) as (app, pilot):
+        assert app.flag_watch
+        await until(pilot, lambda: app.flag_watch_from is not None)
+        # flagged in this console's review pane
+        await pilot.press("3")
+        review = app.query_one(ReviewPane)
+        for row in range(review.table.row_count):
+            item = review.table.item_at(row)
+            if item.tool == "format_code" and not item.reviewed:
+                review.table.move_cursor(row)
+                break
+        await settle(app, pilot)
+        bells = app.bells
+        await pilot.press("f", *HOSTILE[0], "enter")
+        await until(pilot, lambda: "format_code demoted to approval" in said(app))
+        cap = await backend.get_capability("format_code")
+        assert cap.stage is Stage.approval and cap.history[-1].reason.startswith("auto-demoted: review #")
+        assert app.bells == bells + 1
+        assert f"flagged by alice: {HOSTILE[0]}" in said(app)  # literal text: the link never ran
+        await pilot.press("4")
+        pane = app.query_one(CapabilitiesPane)
+        await until(pilot, lambda: pane.table.item_at(pane.table.index_of("format_code")).stage is Stage.approval)
+        # flagged by another reviewer, on their own connection
+        item = await other.log_review(ReviewCreate(agent="ops-agent", tool="read_logs", args={}, result="ok"))
+        await other.mark_review(item.id, ReviewMark(verdict=Verdict.flagged, note="read prod secrets"))
+        await until(pilot, lambda: "read_logs demoted to approval: review" in said(app))
+        assert (await backend.get_capability("read_logs")).stage is Stage.approval
+        assert app.bells == bells + 2
+        await until(pilot, lambda: pane.table.item_at(pane.table.index_of("read_logs")).stage is Stage.approval)
+        assert app.is_running
+
+
+async def test_flags_only_suggest_a_demotion_in_suggest_mode(
+    backend: LocalBackend, other: LocalBackend, clock: Any
+) -> None:
+    settings = Settings(reviewer=REVIEWER, autonomy={"demote_on_flag": "suggest"}, console={"bell": False})
+    async with console(backend, clock, settings=settings) as (app, pilot):
+        assert not app.flag_watch
+        pane = await goto_cap(app, pilot, "read_logs")
+        item = await other.log_review(ReviewCreate(agent="ops-agent", tool="read_logs", args={}, result="ok"))
+        await other.mark_review(item.id, ReviewMark(verdict=Verdict.flagged, note="too broad"))
+        await until(pilot, lambda: pane.evidence["read_logs"].suggestion is not None)
+        s = pane.evidence["read_logs"].suggestion
+        assert s.kind == "demote" and s.evidence == f"review #{item.id} flagged by bob: too broad"
+        assert (await backend.get_capability("read_logs")).stage is Stage.autonomous
+        assert cells(pane, "read_logs")["suggest"] == "▼" and app.bells == 0
+        await pilot.press("a", *"agreed", "enter")
+        await settle(app, pilot)
+        cap = await backend.get_capability("read_logs")
+        assert cap.stage is Stage.approval and cap.history[-1].reason.endswith("too broad (agreed)")
+        assert "demoted" not in said(app).lower()  # a reviewer's own change is not an automatic demotion
+
+
+async def test_evidence_folds_a_backlog_in_slices(history: LocalBackend) -> None:
+    from hitl_tui.console.evidence import EvidenceBook
+
+    book = EvidenceBook(history, Settings())
+    seen: list[int] = []
+    read = await book.refresh(on_progress=seen.append, slice_size=25)
+    end = await history.last_seq()
+    assert end > 150 and read == end == book.last_seq
+    assert seen == list(range(25, end + 1, 25))  # one step per slice, the loop given back between them
+    assert not book.folding
+    assert await book.refresh() == 0  # nothing new: nothing read
+    book.compute(NOW)
+    assert book.suggestion_count == 2
 
 
 # ======================================================================== global keys, help, palette, mouse
@@ -616,6 +851,8 @@ async def test_help_lists_the_keys_of_the_current_pane(backend: LocalBackend, cl
         await pilot.press("escape", "4", "question_mark")
         text = str(app.screen.query_one("#scroll Static").render())
         assert "Promote" in text and "Demote" in text and "History" in text and "Deny" not in text
+        for words in ("Accept suggestion", "Dismiss suggestion", "Window", "Calibration"):
+            assert words in text
         await pilot.press("q")  # closes help, does not quit
         assert app.is_running and not isinstance(app.screen, HelpScreen)
 

@@ -19,6 +19,12 @@ from tests.console_data import REVIEWER, Clock, build, open_backend
 
 pytestmark = pytest.mark.timeout(120)
 
+
+@pytest.fixture(autouse=True)
+def _dismissals_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dismissed suggestions go to a file of this test's own, never the user's."""
+    monkeypatch.setenv("HITL_AUTONOMY_FILE", str(tmp_path / "dismissed.json"))
+
 SIZES = {"80x24": (80, 24), "120x40": (120, 40)}
 
 

@@ -10,11 +10,8 @@ from __future__ import annotations
 import difflib
 import json
 import re
-import statistics
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.content import Content
 
@@ -31,6 +28,9 @@ from ..models import (
     Verdict,
 )
 from ..text import _UNSAFE, sanitise
+
+if TYPE_CHECKING:
+    from .evidence import Evidence
 
 #: a table cell: literal text and an optional component-class name (``"vt--risk-high"``) for its style
 Cell = tuple[str, str | None]
@@ -278,21 +278,6 @@ def review_cells(item: ReviewItem, now: datetime) -> dict[str, Cell]:
 STAGE_CLASS = {Stage.disabled: "vt--err", Stage.approval: "vt--warn", Stage.autonomous: "vt--ok"}
 
 
-@dataclass(frozen=True)
-class ToolRecord:
-    """How a tool's requests went: the evidence a reviewer weighs before promoting it."""
-
-    approved: int = 0
-    denied: int = 0
-    flagged: int = 0
-    median_decide_s: float | None = None
-
-    @staticmethod
-    def median_of(durations: Iterable[float]) -> float | None:
-        values = [d for d in durations if d >= 0]
-        return statistics.median(values) if values else None
-
-
 def capability_flags(cap: Capability) -> str:
     flags = []
     if cap.always_approval:
@@ -306,20 +291,27 @@ def capability_flags(cap: Capability) -> str:
     return ",".join(flags)
 
 
-def capability_cells(cap: Capability, record: ToolRecord | None) -> dict[str, Cell]:
+def _duration_or_dash(seconds: float | None) -> str:
+    return "-" if seconds is None else short_duration(seconds)
+
+
+def capability_cells(cap: Capability, evidence: Evidence | None) -> dict[str, Cell]:
+    """One row of the capability list; the record columns are ``…`` until the log is folded."""
     th = cap.thresholds
-    rec = record or ToolRecord()
+    rec = None if evidence is None else evidence.record
+    marker = "" if evidence is None else evidence.marker
     return {
         "tool": (one_line(cap.tool, 60) + (f"@{one_line(cap.agent, 30)}" if cap.agent else ""), "vt--strong"),
         "stage": (cap.stage.value, STAGE_CLASS[cap.stage]),
+        "suggest": (marker, "vt--ok" if marker == "▲" else "vt--err"),
         "risk": (cap.risk.value, RISK_CLASS[cap.risk]),
         "flags": (capability_flags(cap), "vt--dim"),
         "thresholds": ("-" if th is None else f"{th.autonomous}/{th.approval}", None),
         "timeout": ("-" if cap.timeout_s is None else short_duration(cap.timeout_s), None),
-        "approved": (str(rec.approved) if record else "…", "vt--ok"),
-        "denied": (str(rec.denied) if record else "…", "vt--err"),
-        "flagged": (str(rec.flagged) if record else "…", "vt--warn"),
-        "median": ("-" if rec.median_decide_s is None else short_duration(rec.median_decide_s), None),
+        "approved": ("…" if rec is None else str(rec.approved), "vt--ok"),
+        "denied": ("…" if rec is None else str(rec.denied), "vt--err"),
+        "flagged": ("…" if rec is None else str(rec.reviews_flagged), "vt--warn"),
+        "median": (_duration_or_dash(None if rec is None else rec.median_decision_s), None),
     }
 
 

@@ -4,11 +4,17 @@ Four panes (approvals, escalations, review, capabilities) over one :class:`Backe
 shown comes from backend reads; everything live comes from the backend's change feed (one
 worker, :class:`LiveFeed`), never from polling. Backend calls run in workers, so a slow
 backend never freezes a key press. The app does not own the backend: whoever opened it closes it.
+
+On an embedded store (``LocalBackend``) with ``[autonomy] demote_on_flag = "act"`` the console also
+runs the flag watcher (:func:`~hitl_tui.autonomy.watch_flags`): a flagged after-the-fact review
+takes its autonomous capability back to approval (a shared server runs its own watcher). Every
+automatic demotion, whoever made it, is announced with a notification and the bell.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -19,16 +25,19 @@ from pydantic import ValidationError
 from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.widgets import ContentSwitcher, Footer
 
+from ..autonomy import auto_demotion_notice, watch_flags
 from ..backend.base import Backend
-from ..backend.local import default_actor
+from ..backend.local import LocalBackend, default_actor
 from ..config import Settings
 from ..errors import HitlError
 from ..models import ApprovalRequest, Capability, EscalationStatus, Event, EventKind, RequestStatus
 from ..text import sanitise
 from .adapters import one_line, request_summary
 from .commands import ConsoleCommands
+from .evidence import EvidenceBook
 from .live import Link, LinkState, LiveFeed
 from .screens import HelpScreen
 from .widgets.approvals import ApprovalsPane
@@ -85,6 +94,9 @@ class HitlConsole(App[None]):
         self._counting = False
         self._count_again = False
         self.feed = LiveFeed(backend, on_event=self._on_live_event, on_link=self._on_link, on_sync=self._sync)
+        self.evidence = EvidenceBook(backend, self.settings)
+        self.flag_watch = isinstance(backend, LocalBackend) and self.settings.autonomy.demote_on_flag == "act"
+        self.flag_watch_from: int | None = None  # the log position the flag watcher follows from
         if self.settings.console.theme:
             self._wanted_theme: str | None = self.settings.console.theme
         else:
@@ -105,6 +117,8 @@ class HitlConsole(App[None]):
         if self._wanted_theme and self._wanted_theme in self.available_themes:
             self.theme = self._wanted_theme
         self.run_worker(self.feed.run(), group="live", exit_on_error=False)
+        if self.flag_watch and not self.read_only:
+            self.run_worker(self._watch_flags(), group="live", exit_on_error=False)
         self.set_interval(1.0, self._tick)
         self.active_pane.focus_main()
 
@@ -203,7 +217,10 @@ class HitlConsole(App[None]):
         self.call_later(pane.run_action, action)
 
     def _tick(self) -> None:
-        self.active_pane.tick()
+        try:
+            self.active_pane.tick()
+        except NoMatches:  # shutting down: the panes' widgets are already gone
+            pass
 
     # ================================================================= talking to the reviewer
     def say(
@@ -266,16 +283,18 @@ class HitlConsole(App[None]):
             self.pane("approvals").handle_event(event)
             if kind is EventKind.request_created:
                 self._alert(event)
-            elif kind is EventKind.request_decided:
-                self._capabilities_pane.refresh_stats()
+            elif kind in (EventKind.request_decided, EventKind.request_expired):
+                self._capabilities_pane.refresh_evidence()
         elif kind.startswith("escalation."):
             self.pane("escalations").handle_event(event)
         elif kind.startswith("review."):
             self.pane("review").handle_event(event)
             if kind is EventKind.review_marked:
-                self._capabilities_pane.refresh_stats()
+                self._capabilities_pane.refresh_evidence()
         elif kind.startswith(("capability.", "rules.")):
             self.pane("capabilities").handle_event(event)
+            if kind is EventKind.stage_changed:
+                self._announce_demotion(event)
         else:
             return
         self._recount()
@@ -298,6 +317,33 @@ class HitlConsole(App[None]):
             "warning",
             title=f"New {req.risk.value}-risk request #{req.id}",
         )
+
+    # ================================================================= automatic demotion
+    async def _watch_flags(self) -> None:
+        """Demote the autonomous capability of each newly flagged review (idempotent: a capability
+        already demoted, or a flag older than its latest promotion, is left alone)."""
+        stop = asyncio.Event()
+        try:
+            start = await self.backend.last_seq()
+        except HitlError:
+            start = None  # the watcher finds the end itself once the store is back
+        self.flag_watch_from = start
+        task = asyncio.ensure_future(watch_flags(self.backend, self.settings, stop, after_seq=start))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            stop.set()  # let the watcher close its subscription before the app goes
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(task, 2.0)
+            raise
+
+    def _announce_demotion(self, event: Event) -> None:
+        notice = auto_demotion_notice(event)  # sanitised; say() shows it as literal text
+        if notice is None:
+            return
+        if self.settings.console.bell:
+            self.ring_bell()
+        self.say(notice, "warning", title="Capability demoted automatically", timeout=15)
 
     def _recount(self) -> None:
         if self._counting:

@@ -1,5 +1,6 @@
-"""Modal screens: confirm/ask-a-reason, edit arguments, stage picker, history, full text, help."""
+"""Modal screens: confirm/ask-a-reason, edit arguments, stage picker, history, calibration, full text, help."""
 
+from .calibration import CalibrationScreen
 from .confirm import ConfirmScreen
 from .edit_args import EditArgsScreen
 from .help import HelpScreen
@@ -7,4 +8,12 @@ from .history import HistoryScreen
 from .stage import StageScreen
 from .text_view import TextViewScreen
 
-__all__ = ["ConfirmScreen", "EditArgsScreen", "HelpScreen", "HistoryScreen", "StageScreen", "TextViewScreen"]
+__all__ = [
+    "CalibrationScreen",
+    "ConfirmScreen",
+    "EditArgsScreen",
+    "HelpScreen",
+    "HistoryScreen",
+    "StageScreen",
+    "TextViewScreen",
+]

@@ -1,7 +1,11 @@
-"""Pane 4: the stage editor. Every tool with its stage, thresholds, timeout and record.
+"""Pane 4: the stage editor. Every tool with its stage, thresholds, timeout and track record.
 
 ``p`` promotes and ``D`` demotes one step, ``s`` sets a stage; every change asks for a reason and
-is recorded in the capability's history (``h``).
+is recorded in the capability's history (``h``). The record comes from the event log
+(:class:`~hitl_tui.console.evidence.EvidenceBook`, folded incrementally in a worker after each
+change-feed event) over a window ``w`` cycles (7/30/90 days). A suggestion the evidence supports is
+marked ▲/▼ and shown with its evidence in the detail panel: ``a`` accepts it (with a recorded
+reason), ``x`` dismisses it for a week; ``c`` shows the confidence calibration in full.
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.content import Content
 
+from ...autonomy import Suggestion
 from ...errors import Conflict, HitlError
 from ...models import Capability, Event, Page, Stage
-from ..adapters import ToolRecord, capability_cells, capability_key, one_line
+from ..adapters import capability_cells, capability_key, clock_time, one_line
+from ..evidence import DISMISS_DAYS, Evidence, EvidenceBook
 from ..filters import Filter, FilterError
-from ..screens import ConfirmScreen, HistoryScreen, StageScreen
-from ..stats import tool_record
+from ..screens import CalibrationScreen, ConfirmScreen, HistoryScreen, StageScreen
 from .capability_detail import CapabilityDetail
 from .pane import Pane
 from .virtual_table import Column, VirtualTable
@@ -25,6 +30,7 @@ from .virtual_table import Column, VirtualTable
 COLUMNS = [
     Column("tool", "TOOL", flex=2, min_width=18),
     Column("stage", "STAGE", width=10),
+    Column("suggest", "SUG", width=3),
     Column("risk", "RISK", width=8, drop=4),
     Column("flags", "FLAGS", flex=1, min_width=8, drop=5),
     Column("thresholds", "AUTO/APPR", width=9, drop=6),
@@ -48,22 +54,26 @@ class CapabilitiesPane(Pane):
         Binding("D", "demote", "Demote"),
         Binding("s", "set_stage", "Set stage"),
         Binding("h", "history", "History"),
+        Binding("a", "accept_suggestion", "Accept suggestion"),
+        Binding("x", "dismiss_suggestion", "Dismiss suggestion", tooltip=f"Hide it for {DISMISS_DAYS} days"),
+        Binding("w", "cycle_window", "Window"),
+        Binding("c", "calibration", "Calibration", show=False),
         Binding("escape", "back", "Back to list", show=False),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.capabilities: list[Capability] = []
-        self.records: dict[str, ToolRecord] = {}
-        self._stats_running = False
-        self._stats_again = False
+        self._evidence_running = False
+        self._evidence_again = False
+        self._folded = 0  # events folded by the refresh in progress (shown while catching up)
 
     def compose(self) -> ComposeResult:
         yield from self.compose_list(
             VirtualTable(
                 COLUMNS,
                 fetch=self._fetch,
-                render_row=lambda c: capability_cells(c, self.records.get(c.tool)),
+                render_row=lambda c: capability_cells(c, self.book.get(c)),
                 key=capability_key,
                 empty_text="No capabilities yet: `hitl policy preset seed` (or the demo) adds some.",
                 id="capabilities-table",
@@ -75,8 +85,26 @@ class CapabilitiesPane(Pane):
     def detail(self) -> CapabilityDetail:
         return self.query_one(CapabilityDetail)
 
+    @property
+    def book(self) -> EvidenceBook:
+        return self.console.evidence
+
+    @property
+    def evidence(self) -> dict[str, Evidence]:
+        """Each capability's evidence for the current window, by ``tool`` or ``tool@agent``."""
+        return self.book.by_key
+
     def list_title(self) -> str:
         return "Capabilities"
+
+    def title_extras(self) -> list[str]:
+        book = self.book
+        extras = [f"record: {book.window_days} days"]
+        if book.folding:
+            extras.append(f"reading the event log ({self._folded:,} events)…")
+        elif n := book.suggestion_count:
+            extras.append(f"{n} suggestion{'s' if n != 1 else ''}")
+        return extras
 
     def validate_filter(self, new: Filter) -> None:
         if (stage := new.get("stage")) and stage not in Stage.__members__:
@@ -96,12 +124,20 @@ class CapabilitiesPane(Pane):
         self.console.capabilities_loaded(caps)
         shown = [c for c in caps if self._matches(c)]
         if offset == 0:
-            self.refresh_stats()
+            self.refresh_evidence()
         return Page(items=shown[offset : offset + limit], total=len(shown))
 
     def on_virtual_table_highlighted(self, event: VirtualTable.Highlighted) -> None:
-        cap = event.item
-        self.detail.show(cap, None if cap is None else self.records.get(cap.tool), self.console.now())
+        self._show_detail(event.item)
+
+    def _show_detail(self, cap: Capability | None) -> None:
+        now = self.console.now()
+        if cap is None:
+            self.detail.show(None, None, None, now)
+            return
+        evidence = self.book.get(cap)
+        calibration = None if evidence is None else self.book.calibration(cap, now)
+        self.detail.show(cap, evidence, calibration, now)
 
     def on_virtual_table_activated(self, _event: VirtualTable.Activated) -> None:
         self.detail.focus()
@@ -112,32 +148,53 @@ class CapabilitiesPane(Pane):
     # ----------------------------------------------------------------- live
     def handle_event(self, event: Event) -> None:
         self.reload()
+        self.refresh_evidence()
 
-    def refresh_stats(self) -> None:
-        """Recount every tool's record (after decisions and review marks); coalesced."""
-        if self._stats_running:
-            self._stats_again = True
+    def refresh_evidence(self) -> None:
+        """Fold the events written since the last refresh and recompute; coalesced, in a worker."""
+        if self._evidence_running:
+            self._evidence_again = True
             return
-        self._stats_running = True
-        self.run_worker(self._stats(), group="stats", exit_on_error=False)
+        self._evidence_running = True
+        self.run_worker(self._refresh_evidence(), group="evidence", exit_on_error=False)
 
-    async def _stats(self) -> None:
+    def _progress(self, folded: int) -> None:
+        self._folded = folded
+        self.refresh_title()
+
+    async def _refresh_evidence(self) -> None:
         try:
             while True:
-                self._stats_again = False
-                for tool in sorted({c.tool for c in self.capabilities}):
-                    try:
-                        self.records[tool] = await tool_record(self.console.backend, tool)
-                    except HitlError:
-                        return
-                self.table.refresh()
-                cap = self.table.cursor_item
-                if cap is not None:
-                    self.detail.show(cap, self.records.get(cap.tool), self.console.now())
-                if not self._stats_again:
+                self._evidence_again = False
+                self._folded = 0
+                try:
+                    await self.book.refresh(on_progress=self._progress)
+                except HitlError:
+                    return  # the live feed reports the lost backend; the next event or reconnect retries
+                self.recompute()
+                if not self._evidence_again:
                     break
         finally:
-            self._stats_running = False
+            self._evidence_running = False
+
+    def recompute(self) -> None:
+        """Rebuild the evidence for the current window from the folded log and redraw it."""
+        self.book.compute(self.console.now())
+        self.table.refresh()
+        self.refresh_title()
+        self._show_detail(self.table.cursor_item)
+
+    def tick(self) -> None:
+        if self.book.by_key and self.book.stale(self.console.now()):
+            self.recompute()  # a new day, or a dismissal ran out
+        super().tick()
+
+    def help_notes(self) -> list[str]:
+        return [
+            *super().help_notes(),
+            "Records count the window's approvals, denials, expiries, edits and reviews, from the event log.",
+            "SUG ▲: promotion suggested (enough approvals, no denial, edit or flag); ▼: demotion (a flagged review).",
+        ]
 
     # ----------------------------------------------------------------- actions
     def _current(self, what: str) -> Capability | None:
@@ -242,3 +299,92 @@ class CapabilitiesPane(Pane):
             self.reload()
 
         self.run_worker(run(), group="stage", exit_on_error=False)
+
+    # ----------------------------------------------------------------- suggestions
+    def _suggestion(self, cap: Capability) -> Suggestion | None:
+        ev = self.book.get(cap)
+        if ev is not None and ev.suggestion is not None:
+            return ev.suggestion
+        name = one_line(capability_key(cap), 60)
+        if ev is None:
+            why = "its record is still being read"
+        elif ev.dismissed is not None and ev.dismissal is not None:
+            why = f"the suggestion is dismissed until {clock_time(ev.dismissal.until, self.console.now())}"
+        else:
+            why = "; ".join(ev.blockers) or "nothing to suggest"
+        self.console.say(f"No suggestion for {name}: {why}.", "warning")
+        return None
+
+    def action_accept_suggestion(self) -> None:
+        cap = self._current("accept suggestions")
+        if cap is None or (s := self._suggestion(cap)) is None:
+            return
+        verb = "Promote" if s.kind == "promote" else "Demote"
+        self.app.push_screen(
+            ConfirmScreen(
+                Content.assemble(
+                    f"Accept: {verb.lower()} ", (one_line(s.target, 60), "bold"),
+                    f": {s.from_stage.value} → {s.to_stage.value}",
+                ),
+                Content.assemble(("Evidence: ", "bold"), one_line(s.evidence, 400), "\n",
+                                 Content.styled("Recorded with your reason in the stage history.", "$text-muted")),
+                confirm_label=verb,
+                reason="required",
+                reason_placeholder="Why? (recorded after the evidence)",
+                danger=s.to_stage is Stage.autonomous,
+            ),
+            lambda reason: self._accept(s, reason) if reason else None,
+        )
+
+    def _accept(self, suggestion: Suggestion, reason: str) -> None:
+        async def run() -> None:
+            console = self.console
+            try:
+                out = await self.book.accept(suggestion, actor=console.reviewer, reason=reason)
+            except HitlError as exc:
+                console.say(f"Suggestion not applied: {exc.message}", "error")
+                self.refresh_evidence()
+                return
+            self.table.update_item(out)
+            console.say(f"{one_line(capability_key(out), 60)} is now {out.stage.value} (suggestion accepted).")
+            self.reload()
+            self.refresh_evidence()
+
+        self.run_worker(run(), group="stage", exit_on_error=False)
+
+    def action_dismiss_suggestion(self) -> None:
+        cap = self.table.cursor_item
+        if cap is None:
+            self.console.say("No capability selected.", "warning")
+            return
+        suggestion = self._suggestion(cap)
+        if suggestion is None:
+            return
+
+        async def run() -> None:
+            console = self.console
+            try:
+                entry = await self.book.dismiss(suggestion, by=console.reviewer, now=console.now())
+            except (HitlError, OSError) as exc:
+                console.say(f"Not dismissed: {getattr(exc, 'message', None) or exc}", "error")
+                return
+            console.say(
+                f"Dismissed {one_line(suggestion.target, 60)} {suggestion.from_stage.value} → "
+                f"{suggestion.to_stage.value} until {clock_time(entry.until, console.now())} "
+                "(on this machine; hitl suggest --all lists it)."
+            )
+            self.recompute()
+
+        self.run_worker(run(), group="dismiss", exit_on_error=False)
+
+    def action_cycle_window(self) -> None:
+        days = self.book.cycle_window()
+        self.recompute()
+        self.console.say(f"Records, suggestions and calibration now cover the last {days} days.", timeout=3)
+
+    def action_calibration(self) -> None:
+        cap = self.table.cursor_item
+        if cap is None:
+            self.console.say("No capability selected.", "warning")
+            return
+        self.app.push_screen(CalibrationScreen(cap, self.book.calibration(cap, self.console.now())))

@@ -65,7 +65,7 @@ class Pane(Container):
 
     def refresh_title(self) -> None:
         table = self.table
-        parts = [self.list_title() + (f" ({table.total:,})" if table.loaded else "")]
+        parts = [self.list_title() + (f" ({table.total:,})" if table.loaded else ""), *self.title_extras()]
         if table.selected:
             parts.append(f"{len(table.selected)} selected")
         if self.filter:
@@ -75,6 +75,10 @@ class Pane(Container):
         if self.filter_error:
             parts.append(self.filter_error)
         self.query_one(ListBox).border_title = Content(" · ".join(parts))
+
+    def title_extras(self) -> list[str]:
+        """More to say in the list's title line, after the count."""
+        return []
 
     def on_virtual_table_reloaded(self, _event: VirtualTable.Reloaded) -> None:
         self.refresh_title()
