@@ -194,3 +194,26 @@ def module_team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
         yield Team(proc)
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="module")
+def module_pg_team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
+    """One server on a fresh PostgreSQL schema for a whole module (skips without PostgreSQL)."""
+    from .conftest import POSTGRES_DSN, _postgres_available
+
+    why = _postgres_available()
+    if why:
+        pytest.skip(why)
+    from hitl_tui.store.postgres import create_test_schema, drop_test_schema
+
+    assert POSTGRES_DSN
+    schema: str = _run_coro(lambda: create_test_schema(POSTGRES_DSN))
+    tmp = tmp_path_factory.mktemp("pgserver")
+    sep = "&" if "?" in POSTGRES_DSN else "?"
+    proc = ServerProcess(f"{POSTGRES_DSN}{sep}schema={schema}", tmp)
+    try:
+        proc.start()
+        yield Team(proc)
+    finally:
+        proc.stop()
+        _run_coro(lambda: drop_test_schema(POSTGRES_DSN, schema))

@@ -41,7 +41,8 @@ from hitl_tui.store.sqlite import SQLiteStore
 
 from .conftest import HITL
 from .server_utils import Team, free_port, server_env
-from .server_utils import module_team as module_team  # fixtures, re-exported
+from .server_utils import module_pg_team as module_pg_team  # fixtures, re-exported
+from .server_utils import module_team as module_team
 from .server_utils import server as server
 from .server_utils import team as team
 
@@ -64,14 +65,14 @@ class Crew:
     admin: Backend
 
 
-@pytest.fixture(params=["local", "http"])
+@pytest.fixture(params=["local", "http", "http-postgres"])
 async def crew(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Crew]:
     if request.param == "local":
         backend = LocalBackend(SQLiteStore(tmp_path / "local.db"), actor="root")
         yield Crew("local", backend, backend, backend, backend)
         await backend.close()
         return
-    team: Team = request.getfixturevalue("module_team")
+    team: Team = request.getfixturevalue("module_team" if request.param == "http" else "module_pg_team")
     made = [team.backend(w) for w in ("root", "alice", "bob", "root")]
     yield Crew("http", *made)
     for b in made:
