@@ -89,18 +89,32 @@ class RuleEffect(StrEnum):
 
 
 class _Strict(BaseModel):
+    """Base of every input model: unknown fields are errors; text must be valid Unicode."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    @model_validator(mode="after")
+    def _valid_unicode(self) -> _Strict:
+        for name, value in self.__dict__.items():
+            if isinstance(value, str):
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ValueError(f"{name}: text contains an unpaired surrogate (not valid Unicode)") from None
+        return self
 
 
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
 Confidence = Annotated[int, Field(ge=0, le=100)]
+RowId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
 def _check_json_object(value: dict[str, Any]) -> dict[str, Any]:
-    # Round-trip through JSON: rejects NaN/inf, non-string keys and non-JSON values early.
+    # Round-trip through JSON: rejects NaN/inf, non-string keys, non-JSON values, integers no
+    # store can hold and unpaired surrogates (not valid UTF-8) early, before anything is written.
     try:
-        json.dumps(value, allow_nan=False)
+        json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise ValueError(f"arguments must be a JSON object: {exc}") from None
     return value
@@ -236,7 +250,7 @@ class EscalationCreate(_Strict):
     agent: Name
     message: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
     context: Text | None = None
-    request_id: int | None = None
+    request_id: RowId | None = None
 
 
 class MessageIn(_Strict):
@@ -259,7 +273,7 @@ class ReviewItem(BaseModel):
     reviewer: str | None = None
     reviewed_at: datetime | None = None
     note: str | None = None
-    request_id: int | None = None
+    request_id: RowId | None = None
 
     @property
     def truncated(self) -> bool:
@@ -272,7 +286,7 @@ class ReviewCreate(_Strict):
     args: dict[str, Any] = Field(default_factory=dict)
     result: str = ""
     result_limit: Annotated[int, Field(ge=0, le=1_000_000)] = DEFAULT_RESULT_LIMIT
-    request_id: int | None = None
+    request_id: RowId | None = None
 
     _args = field_validator("args")(_check_json_object)
 

@@ -27,13 +27,20 @@ def create_app(backend: LocalBackend, settings: Settings, *, close_backend: bool
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from ..autonomy.demotion import watch_flags
+
         counter = asyncio.create_task(follow_feed(backend, app.state.metrics), name="hitl-metrics")
+        stop = asyncio.Event()
+        # A flagged after-the-fact review demotes its autonomous capability ([autonomy] demote_on_flag).
+        flags = asyncio.create_task(watch_flags(backend, settings, stop), name="hitl-flag-watch")
         try:
             yield
         finally:
-            counter.cancel()
-            with contextlib.suppress(BaseException):
-                await counter
+            stop.set()
+            for task in (counter, flags):
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
             if close_backend:
                 await backend.close()
 
