@@ -17,10 +17,10 @@ from hitl_tui.models import Capability, DecisionIn, RequestStatus, Stage
 from hitl_tui.sdk import Gate
 
 from .server_utils import Team, team  # noqa: F401 - fixtures
-from .server_utils import server as server  # noqa: F401
+from .server_utils import server as server
 
 
-async def _wait_for(condition, pilot, timeout: float = 15.0) -> None:  # noqa: ANN001
+async def _wait_for(condition, pilot, timeout: float = 15.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not condition():
