@@ -15,7 +15,7 @@ import pytest
 from hitl_tui.backend.local import LocalBackend
 from hitl_tui.config import Settings
 from hitl_tui.console import HitlConsole
-from tests.console_data import REVIEWER, Clock, build, open_backend
+from tests.console_data import REVIEWER, Clock, add_history, build, open_backend
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -36,6 +36,14 @@ def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Lo
     asyncio.run(build(backend, clock))
     yield backend, clock
     asyncio.run(backend.close())
+
+
+@pytest.fixture
+def seeded_history(seeded: tuple[LocalBackend, Clock]) -> tuple[LocalBackend, Clock]:
+    """Plus weeks of decisions: send_customer_email has a promotion suggestion, deploy a calibration."""
+    backend, clock = seeded
+    asyncio.run(add_history(backend, clock))
+    return seeded
 
 
 def _app(seeded: tuple[LocalBackend, Clock]) -> HitlConsole:
@@ -68,3 +76,17 @@ def _keys(*keys: str):
 )
 def test_console_snapshot(snap_compare, seeded, pane: str, keys: tuple[str, ...], size: str) -> None:
     assert snap_compare(_app(seeded), terminal_size=SIZES[size], run_before=_keys(*keys))
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize(
+    ("name", "keys"),
+    [
+        ("suggestion", ("4", "G")),  # send_customer_email: ▲ and its evidence, a and x in the detail
+        ("calibration", ("4", "j", "j", "j", "w")),  # deploy over 90 days: bands, counts, the refusal
+    ],
+)
+def test_capability_evidence_snapshot(
+    snap_compare, seeded_history, name: str, keys: tuple[str, ...], size: str
+) -> None:
+    assert snap_compare(_app(seeded_history), terminal_size=SIZES[size], run_before=_keys(*keys))

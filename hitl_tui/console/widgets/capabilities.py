@@ -378,9 +378,8 @@ class CapabilitiesPane(Pane):
         self.run_worker(run(), group="dismiss", exit_on_error=False)
 
     def action_cycle_window(self) -> None:
-        days = self.book.cycle_window()
+        self.book.cycle_window()  # the title line says which window is shown
         self.recompute()
-        self.console.say(f"Records, suggestions and calibration now cover the last {days} days.", timeout=3)
 
     def action_calibration(self) -> None:
         cap = self.table.cursor_item

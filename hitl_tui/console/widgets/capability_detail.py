@@ -22,7 +22,10 @@ BAR_MIN, BAR_MAX = 6, 20
 
 
 def _day(dt: datetime | None, now: datetime) -> str:
-    return "-" if dt is None else clock_time(dt, now)
+    """Date and minute in the console's zone: the last denial may be weeks old."""
+    if dt is None:
+        return "-"
+    return (dt.astimezone(now.tzinfo) if now.tzinfo else dt).strftime("%Y-%m-%d %H:%M")
 
 
 def suggestion_lines(ev: Evidence | None, now: datetime) -> list[Content]:
@@ -36,9 +39,9 @@ def suggestion_lines(ev: Evidence | None, now: datetime) -> list[Content]:
             Content.assemble(
                 ("Suggestion  ", "bold $text-accent"),
                 (f"{arrow} {s.from_stage.value} → {s.to_stage.value}", f"bold {style}"),
-                (f"   a accept · x dismiss {DISMISS_DAYS} days", "$text-muted"),
             ),
-            Content.assemble("  ", one_line(s.evidence, 400)),
+            Content(one_line(s.evidence, 400)),
+            Content.styled(f"a accept (with a reason) · x dismiss for {DISMISS_DAYS} days", "$text-muted"),
         ]
     if ev.dismissed is not None and ev.dismissal is not None:
         d = ev.dismissal
@@ -52,7 +55,7 @@ def suggestion_lines(ev: Evidence | None, now: datetime) -> list[Content]:
                     "$text-muted",
                 ),
             ),
-            Content.styled("  " + one_line(ev.dismissed.evidence, 400), "$text-muted"),
+            Content.styled(one_line(ev.dismissed.evidence, 400), "$text-muted"),
         ]
     why = "; ".join(one_line(b, 200) for b in ev.blockers) or "no suggestion"
     return [Content.assemble(("Not suggested  ", "bold $text-accent"), (why, "$text-muted"))]
@@ -114,7 +117,7 @@ def calibration_lines(table: CalibrationTable | None, width: int, *, fine: bool 
         return []
     head = Content.assemble(
         ("Calibration  ", "bold $text-accent"),
-        ("  confidence vs share approved (c: finer)", "$text-muted"),
+        ("confidence vs share approved (c: finer)", "$text-muted"),
     )
     out = [head]
     if table.approved + table.denied + table.expired == 0:
