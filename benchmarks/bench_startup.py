@@ -1,0 +1,96 @@
+"""6. Command start-up: ``hitl hook claude-code`` (autonomous tool, embedded store), ``hitl request``
+and ``hitl approve``, each a fresh process, against ``python -c "import pydantic"`` in the same run.
+
+Target: each command's median wall time <= 1.5 x the median of ``python -c "import pydantic"``.
+The runs are interleaved (one of each per round), so a noisy moment hits every command alike.
+Also reported: which heavy modules (textual, httpx, fastapi, uvicorn, psycopg) each command loads,
+from ``python -X importtime`` (none of them should).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .common import Result, env, make_result, median, pct
+
+NAME = "startup"
+TITLE = "Command start-up"
+
+HEAVY = ("textual", "httpx", "fastapi", "uvicorn", "psycopg", "starlette", "rich")
+HITL = [sys.executable, "-m", "hitl_tui"]
+HOOK_EVENT = json.dumps(
+    {
+        "hook_event_name": "PreToolUse",
+        "session_id": "bench-session-0001",
+        "cwd": "/tmp",
+        "tool_name": "Read",
+        "tool_input": {"file_path": "/tmp/notes.txt"},
+    }
+).encode()
+
+
+def _run(cmd: list[str], e: dict[str, str], stdin: bytes | None = None) -> tuple[float, str]:
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, input=stdin, env=e, capture_output=True)
+    took = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd} exited {proc.returncode}: {proc.stderr.decode(errors='replace')}")
+    return took, proc.stdout.decode()
+
+
+def heavy_modules(cmd: list[str], e: dict[str, str], stdin: bytes | None = None) -> list[str]:
+    proc = subprocess.run([cmd[0], "-X", "importtime", *cmd[1:]], input=stdin, env=e, capture_output=True)
+    loaded = set()
+    for line in proc.stderr.decode(errors="replace").splitlines():
+        if line.startswith("import time:") and line.count("|") >= 2:
+            loaded.add(line.split("|")[2].strip().split(".")[0])
+    return sorted(m for m in HEAVY if m in loaded)
+
+
+def run(quick: bool) -> list[Result]:
+    rounds = 5 if quick else 25
+    with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
+        e = env({"HITL_STORE": str(Path(tmp) / "hitl.db"), "HITL_CONFIG": str(Path(tmp) / "none.toml"),
+                 "HITL_REVIEWER": "alice"})
+        # the hook's tool is allowed by a rule: it decides without waiting for anyone
+        _run([*HITL, "policy", "rules", "add", "allow", "Read"], e)
+        out = _run([*HITL, "hook", "claude-code"], e, HOOK_EVENT)[1]
+        assert '"allow"' in out, out
+        times: dict[str, list[float]] = {"bare": [], "pydantic": [], "hook": [], "request": [], "approve": []}
+        for i in range(rounds):
+            times["bare"].append(_run([sys.executable, "-c", "pass"], e)[0])
+            times["pydantic"].append(_run([sys.executable, "-c", "import pydantic"], e)[0])
+            times["hook"].append(_run([*HITL, "hook", "claude-code"], e, HOOK_EVENT)[0])
+            took, out = _run([*HITL, "request", "deploy", "--args", json.dumps({"env": "prod", "n": i}),
+                              "--agent", "ci-bot"], e)
+            times["request"].append(took)
+            request_id = out.split()[0]
+            times["approve"].append(_run([*HITL, "approve", request_id], e)[0])
+        heavy = {
+            "hook": heavy_modules([*HITL, "hook", "claude-code"], e, HOOK_EVENT),
+            "request": heavy_modules([*HITL, "request", "deploy", "--agent", "ci-bot"], e),
+            "approve": heavy_modules([*HITL, "ls"], e),
+        }
+    base = median(times["pydantic"])
+    results = []
+    for cmd, label in (("hook", "hitl hook claude-code (autonomous)"), ("request", "hitl request (files)"),
+                       ("approve", "hitl approve")):
+        m = median(times[cmd])
+        results.append(
+            make_result(
+                f"startup: {label}",
+                {"wall_p50_s": m, "wall_p90_s": pct(times[cmd], 90), "runs": rounds,
+                 "heavy_modules_loaded": ",".join(heavy[cmd]) or "none"},
+                {"import_pydantic_p50_s": base, "bare_python_p50_s": median(times["bare"])},
+                ratio=m / base,
+                ratio_of="command / python -c 'import pydantic' (median wall time)",
+                target="<= 1.5 x python -c 'import pydantic'",
+                checks={"<= 1.5 x import pydantic": m <= 1.5 * base, "no heavy modules": not heavy[cmd]},
+            )
+        )
+    return results
