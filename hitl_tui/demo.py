@@ -2,7 +2,9 @@
 
 ``seed_demo`` writes the same story every time (no randomness; the only time it reads is ``now``, used
 inside argument texts such as migration names): the seed article's capability table with a few stage
-changes, pending and decided approval requests, escalation threads, and after-the-fact review items.
+changes, a track record (56 routine staging deploys, all approved: the capability pane suggests
+promoting ``deploy``), pending and decided approval requests, escalation threads, and after-the-fact
+review items.
 Screenshots and snapshot tests run it on a store with a fixed clock.
 
 ``run_fleet`` runs LLM-free agents that behave like real ones: ask the policy, run what may run, wait
@@ -266,6 +268,31 @@ async def _seed_history(backend: Backend, now: datetime) -> None:
     await _expire(backend, stale)
 
 
+TRACK_RECORD_DEPLOYS = 56  # routine staging deploys, all approved: enough for a promotion suggestion (50)
+_STAGING_SERVICES = ("search-indexer", "billing-worker", "checkout-api", "notifications", "image-resizer",
+                     "feature-flags", "audit-exporter")
+
+
+async def _seed_track_record(backend: Backend) -> None:
+    """Weeks of routine staging deploys, every one approved and checked OK afterwards: the capability
+    pane suggests promoting ``deploy`` with this evidence (a reviewer decides; nothing changes alone)."""
+    for i in range(TRACK_RECORD_DEPLOYS):
+        service = _STAGING_SERVICES[i % len(_STAGING_SERVICES)]
+        version = f"v1.{i // len(_STAGING_SERVICES)}.{i % 5}"
+        args = {"service": service, "version": version, "env": "staging"}
+        req = await _ask(
+            backend, "deploy-bot", "deploy", args, summary=f"Deploy {service} {version} to staging",
+            confidence=90 + i % 10, context="CI green; staging canary clean.",
+        )
+        reviewer = REVIEWERS[i % len(REVIEWERS)]
+        req = await _decide(backend, req, reviewer, "approve", "staging; CI green")
+        logged = await backend.log_review(ReviewCreate(
+            agent="deploy-bot", tool="deploy", args=req.effective_args, request_id=req.id, result_limit=RESULT_LIMIT,
+            result=f"rolled out {service} {version} to staging: all pods healthy",
+        ))
+        await backend.mark_review(logged.id, ReviewMark(verdict=Verdict.ok), REVIEWERS[(i + 1) % len(REVIEWERS)])
+
+
 async def _seed_pending(backend: Backend, now: datetime) -> None:
     """What waits for a human right now: several agents, varied risk, one quorum, one long argument."""
     await _ask(
@@ -436,6 +463,7 @@ async def seed_demo(backend: Backend, now: datetime | None = None) -> None:
     inside argument texts (migration names, log lines)."""
     now = now or datetime.now(UTC)
     await _seed_capabilities(backend)
+    await _seed_track_record(backend)
     await _seed_history(backend, now)
     await _seed_reviews(backend, now)
     await _seed_escalations(backend)

@@ -34,6 +34,7 @@ SHOTS = [
     ("escalations", ("2",)),
     ("review", ("3",)),
     ("capabilities", ("4",)),
+    ("capabilities-suggestion", ("4", "j", "j", "j")),  # deploy: ▲ with its evidence and calibration
     ("help", ("question_mark",)),
 ]
 SIZES = {"": (120, 40), "-80x24": (80, 24)}
@@ -99,6 +100,7 @@ def main() -> int:
         import os
 
         os.chdir(tmp)
+        os.environ["HITL_AUTONOMY_FILE"] = str(Path(tmp) / "dismissed.json")  # never the user's dismissals
         for path in asyncio.run(shoot(args.out.resolve(), Path("demo.db"))):
             print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
     return 0
