@@ -23,7 +23,7 @@ from .adapters import capability_key
 __all__ = ["DISMISS_DAYS", "SLICE", "WINDOWS", "Evidence", "EvidenceBook"]
 
 WINDOWS = (7, 30, 90)  # days; ``w`` cycles through them (plus the configured window when it differs)
-SLICE = 5000  # events folded per step: a step is a few milliseconds, then the UI gets the loop back
+SLICE = 2000  # events folded per step (~10-20 ms of work), then the UI gets the loop back
 DISMISS_DAYS = 7
 
 
