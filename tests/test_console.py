@@ -851,7 +851,7 @@ async def test_help_lists_the_keys_of_the_current_pane(backend: LocalBackend, cl
         await pilot.press("escape", "4", "question_mark")
         text = str(app.screen.query_one("#scroll Static").render())
         assert "Promote" in text and "Demote" in text and "History" in text and "Deny" not in text
-        for words in ("Accept suggestion", "Dismiss suggestion", "Window", "Calibration"):
+        for words in ("Accept suggestion", "Dismiss suggestion", "Record window", "Calibration"):
             assert words in text
         await pilot.press("q")  # closes help, does not quit
         assert app.is_running and not isinstance(app.screen, HelpScreen)
@@ -869,6 +869,13 @@ async def test_command_palette_runs_pane_actions(backend: LocalBackend, clock: A
         await settle(app, pilot)
         assert app.active_pane.PANE_ID == "review"
         await until(pilot, lambda: "Marked #" in said(app))
+        # the capability pane's new keys are in the palette too
+        await pilot.press("ctrl+p", *"Capabilities: Record window")
+        first = lambda: str(app.screen.query_one("CommandList").get_option_at_index(0).prompt)  # noqa: E731
+        await until(pilot, lambda: "Record window" in first())
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert app.active_pane.PANE_ID == "capabilities" and app.evidence.window_days == 90
 
 
 async def test_quit_with_q(backend: LocalBackend, clock: Any) -> None:

@@ -56,7 +56,7 @@ class CapabilitiesPane(Pane):
         Binding("h", "history", "History"),
         Binding("a", "accept_suggestion", "Accept suggestion"),
         Binding("x", "dismiss_suggestion", "Dismiss suggestion", tooltip=f"Hide it for {DISMISS_DAYS} days"),
-        Binding("w", "cycle_window", "Window"),
+        Binding("w", "cycle_window", "Record window"),
         Binding("c", "calibration", "Calibration", show=False),
         Binding("escape", "back", "Back to list", show=False),
     ]
@@ -192,8 +192,10 @@ class CapabilitiesPane(Pane):
     def help_notes(self) -> list[str]:
         return [
             *super().help_notes(),
-            "Records count the window's approvals, denials, expiries, edits and reviews, from the event log.",
-            "SUG ▲: promotion suggested (enough approvals, no denial, edit or flag); ▼: demotion (a flagged review).",
+            "Records come from the event log: approvals, denials, expiries, edits and reviews in the window.",
+            "SUG ▲ promotion suggested (enough approvals; no denial, edit or flag) · ▼ demotion (a flagged review).",
+            f"a accepts it (asks for a reason, recorded) · x hides it for {DISMISS_DAYS} days on this machine.",
+            "w switches the window: 7, 30, 90 days · c shows the calibration in finer bands.",
         ]
 
     # ----------------------------------------------------------------- actions
