@@ -805,6 +805,33 @@ async def test_flags_only_suggest_a_demotion_in_suggest_mode(
         assert "demoted" not in said(app).lower()  # a reviewer's own change is not an automatic demotion
 
 
+class NoLogBackend(LocalBackend):
+    """A connection that may not read the event log (as a server may refuse a token)."""
+
+    async def events_after(self, seq: int, limit: int = 1000) -> list[Any]:
+        from hitl_tui.errors import Forbidden
+
+        raise Forbidden("this token may not read the event log")
+
+
+async def test_records_say_when_the_log_cannot_be_read(history: LocalBackend, clock: Any, db_path: Path) -> None:
+    from hitl_tui.store.sqlite import SQLiteStore
+
+    b = NoLogBackend(SQLiteStore(db_path, clock=clock), actor=REVIEWER)
+    try:
+        async with console(b, clock) as (app, pilot):
+            pane = await goto_cap(app, pilot, HISTORY_TOOL)
+            assert "records unavailable: this token may not read the event log" in str(
+                pane.query_one("ListBox").border_title
+            )
+            assert cells(pane, HISTORY_TOOL)["approved"] == "…"  # unknown, never a made-up zero
+            await pilot.press("a")
+            assert "its record is unavailable (this token may not read" in said(app)
+            assert not isinstance(app.screen, ConfirmScreen)
+    finally:
+        await b.close()
+
+
 async def test_evidence_folds_a_backlog_in_slices(history: LocalBackend) -> None:
     from hitl_tui.console.evidence import EvidenceBook
 

@@ -67,6 +67,7 @@ class CapabilitiesPane(Pane):
         self._evidence_running = False
         self._evidence_again = False
         self._folded = 0  # events folded by the refresh in progress (shown while catching up)
+        self.evidence_error: str | None = None  # why the log could not be read (shown in the title)
 
     def compose(self) -> ComposeResult:
         yield from self.compose_list(
@@ -100,7 +101,9 @@ class CapabilitiesPane(Pane):
     def title_extras(self) -> list[str]:
         book = self.book
         extras = [f"record: {book.window_days} days"]
-        if book.folding:
+        if self.evidence_error:
+            extras.append(f"records unavailable: {one_line(self.evidence_error, 80)}")
+        elif book.folding:
             extras.append(f"reading the event log ({self._folded:,} events)…")
         elif n := book.suggestion_count:
             extras.append(f"{n} suggestion{'s' if n != 1 else ''}")
@@ -169,8 +172,12 @@ class CapabilitiesPane(Pane):
                 self._folded = 0
                 try:
                     await self.book.refresh(on_progress=self._progress)
-                except HitlError:
-                    return  # the live feed reports the lost backend; the next event or reconnect retries
+                except HitlError as exc:
+                    # a lost backend shows in the status line too; the next event or reconnect retries
+                    self.evidence_error = exc.message
+                    self.refresh_title()
+                    return
+                self.evidence_error = None
                 self.recompute()
                 if not self._evidence_again:
                     break
@@ -309,7 +316,9 @@ class CapabilitiesPane(Pane):
             return ev.suggestion
         name = one_line(capability_key(cap), 60)
         if ev is None:
-            why = "its record is still being read"
+            why = f"its record is unavailable ({self.evidence_error})" if self.evidence_error else (
+                "its record is still being read"
+            )
         elif ev.dismissed is not None and ev.dismissal is not None:
             why = f"the suggestion is dismissed until {clock_time(ev.dismissal.until, self.console.now())}"
         else:
