@@ -990,3 +990,21 @@ async def test_no_color_is_respected(backend: LocalBackend, clock: Any, monkeypa
         # monochrome: every colour is a grey (red == green == blue), no risk or state colours;
         # c5c8c6 is the SVG template's own default text colour
         assert fills and {f for f in fills if not f[0:2] == f[2:4] == f[4:6]} <= {"c5c8c6"}
+
+
+async def test_a_burst_of_arrivals_is_one_summary_not_a_wall_of_toasts(
+    backend: LocalBackend, other: LocalBackend, clock: Any
+) -> None:
+    async with console(backend, clock) as (app, pilot):
+        bells = app.bells
+        await other.create_request(RequestCreate(agent="a1", tool="deploy", risk=Risk.high))
+        await until(pilot, lambda: "New high-risk request" in said(app))
+        assert app.bells == bells + 1
+        for n in range(5):
+            await other.create_request(RequestCreate(agent=f"b{n}", tool="drop_table", risk=Risk.critical))
+        await until(pilot, lambda: approvals(app).table.total == 12)
+        assert app.bells == bells + 1  # still inside the quiet window: nothing more yet
+        app._alert_timer.stop()  # let the window end now rather than waiting for it
+        app._flush_alerts()
+        assert app.bells == bells + 2
+        assert "5 new critical-risk requests" in said(app) and "b4" in said(app)

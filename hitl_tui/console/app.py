@@ -26,6 +26,7 @@ from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
+from textual.timer import Timer
 from textual.widgets import ContentSwitcher, Footer
 
 from ..autonomy import auto_demotion_notice, watch_flags
@@ -33,7 +34,7 @@ from ..backend.base import Backend
 from ..backend.local import LocalBackend, default_actor
 from ..config import Settings
 from ..errors import HitlError
-from ..models import ApprovalRequest, Capability, EscalationStatus, Event, EventKind, RequestStatus
+from ..models import RISK_ORDER, ApprovalRequest, Capability, EscalationStatus, Event, EventKind, RequestStatus
 from ..text import sanitise
 from .adapters import one_line, request_summary
 from .commands import ConsoleCommands
@@ -48,6 +49,9 @@ from .widgets.review import ReviewPane
 from .widgets.status_line import StatusLine
 from .widgets.tab_bar import PaneCounts, TabBar
 from .widgets.virtual_table import VirtualTable
+
+ALERT_COALESCE_S = 8.0  # arrivals within this many seconds of an alert share the next one
+ALERT_TIMEOUT_S = 4.0  # how long an arrival notification stays
 
 WIDE = 120  # columns from which lists and details sit side by side
 
@@ -88,6 +92,8 @@ class HitlConsole(App[None]):
         self.reviewer = self.settings.reviewer or default_actor()
         self.read_only = bool(backend.read_only)
         self.bells = 0  # how many times the bell rang (the terminal bell is silent when headless)
+        self._alert_queue: list[ApprovalRequest] = []
+        self._alert_timer: Timer | None = None
         self.said: deque[tuple[str, str, str]] = deque(maxlen=50)  # recent notifications: (severity, title, text)
         self.counts = PaneCounts()
         self._caps: list[Capability] = []
@@ -304,19 +310,45 @@ class HitlConsole(App[None]):
         return self.query_one(CapabilitiesPane)
 
     def _alert(self, event: Event) -> None:
+        """Bell and a notification for a new high-risk request. A busy fleet must not bury the
+        screen in toasts: the first arrival after a quiet spell is announced at once; arrivals in
+        the next ALERT_COALESCE_S seconds are summed up in one notification (one bell), and none
+        is shown while a dialog is open (they wait until it closes)."""
         try:
             req = ApprovalRequest.model_validate(event.payload)
         except ValidationError:
             return
         if req.risk.value not in self.settings.console.notify_risks or not req.is_pending:
             return
+        self._alert_queue.append(req)
+        if self._alert_timer is None:
+            self._flush_alerts()
+
+    def _flush_alerts(self) -> None:
+        self._alert_timer = None
+        if not self._alert_queue:
+            return
+        if len(self.screen_stack) > 1:  # a dialog is open: do not cover it
+            self._alert_timer = self.set_timer(ALERT_COALESCE_S / 2, self._flush_alerts)
+            return
+        queued, self._alert_queue = self._alert_queue, []
         if self.settings.console.bell:
             self.ring_bell()
-        self.say(
-            f"{one_line(req.agent, 40)} → {one_line(req.tool, 60)}: {request_summary(req, 160)}",
-            "warning",
-            title=f"New {req.risk.value}-risk request #{req.id}",
-        )
+        latest = queued[-1]
+        line = f"{one_line(latest.agent, 40)} → {one_line(latest.tool, 60)}: {request_summary(latest, 160)}"
+        if len(queued) == 1:
+            self.say(
+                line, "warning", title=f"New {latest.risk.value}-risk request #{latest.id}", timeout=ALERT_TIMEOUT_S
+            )
+        else:
+            worst = max(queued, key=lambda r: RISK_ORDER[r.risk]).risk.value
+            self.say(
+                f"latest #{latest.id} {line}",
+                "warning",
+                title=f"{len(queued)} new {worst}-risk requests",
+                timeout=ALERT_TIMEOUT_S,
+            )
+        self._alert_timer = self.set_timer(ALERT_COALESCE_S, self._flush_alerts)
 
     # ================================================================= automatic demotion
     async def _watch_flags(self) -> None:
