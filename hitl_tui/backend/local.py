@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import HitlError, StoreUnavailable
+from ..errors import HitlError, InvalidInput, StoreUnavailable
 from ..models import (
     TERMINAL_STATUSES,
     ApprovalRequest,
@@ -177,7 +177,10 @@ class LocalBackend(Backend):
         if engine is None:
             caps = await self.store.list_capabilities()
             rules = await self.store.list_rules()
-            engine = PolicyEngine(caps, rules, self.settings)
+            try:
+                engine = PolicyEngine(caps, rules, self.settings)
+            except ValueError as exc:  # stored before patterns were checked on write: fail closed, say why
+                raise StoreUnavailable(f"the stored policy cannot be used: {exc}") from None
             if self._hub is not None and not self._hub.done():
                 self._engine = engine
         return engine
@@ -366,6 +369,13 @@ class LocalBackend(Backend):
         return await self.store.list_rules()
 
     async def set_rules(self, rules: list[Rule], actor: str | None = None, reason: str | None = None) -> list[Rule]:
+        from ..policy import compile_pattern
+
+        for rule in rules:  # a pattern the policy cannot use would make every later evaluation fail
+            try:
+                compile_pattern(Rule.model_validate(rule).pattern)
+            except ValueError as exc:
+                raise InvalidInput(str(exc), pattern=rule.pattern) from None
         out = await self.store.set_rules(rules, actor or self.actor, reason)
         self._engine = None
         return out
