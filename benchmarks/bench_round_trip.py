@@ -146,8 +146,8 @@ def _legs_result(name: str, legs: dict[str, list[float]], base: dict[str, list[f
 
 
 def run(quick: bool) -> list[Result]:
-    n = 15 if quick else 150
-    n_base = 3 if quick else 12
+    n = 8 if quick else 150
+    n_base = 2 if quick else 12
     with tempfile.TemporaryDirectory(prefix="bench-rt-") as tmp:
         work = Path(tmp)
         emb = asyncio.run(embedded(work / "embedded.db", n))

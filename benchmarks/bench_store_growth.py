@@ -26,7 +26,7 @@ from .common import Result, make_result, median, ms, pct
 NAME = "store_growth"
 TITLE = "Store growth"
 PENDING = 1000
-T0 = 1_767_225_600.0  # 2026-01-01
+T0 = time.time() - 2_000_000.0  # recent rows; pending ones expire in 30 days
 
 
 def build(path: Path, events: int) -> float:
@@ -47,7 +47,7 @@ def build(path: Path, events: int) -> float:
             risk = ("low", "medium", "high", "critical")[i % 4]
             yield (i, f"agent-{i % 50}", f"tool_{i % 40}", args, f"summary {i}", risk, i % 4,
                    "pending" if pending else ("approved" if i % 3 else "denied"), T0 + i,
-                   T0 + i + 3600 if pending else None, None if pending else T0 + i + 30,
+                   T0 + 30 * 86400 if pending else None, None if pending else T0 + i + 30,
                    None if pending else "alice")
 
     conn.executemany(

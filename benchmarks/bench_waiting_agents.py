@@ -1,4 +1,4 @@
-"""4. Waiting agents: 10,000 agents (quick: 1,000) wait at once on one ``hitl serve`` process, then a
+"""4. Waiting agents: 10,000 agents (quick: 500) wait at once on one ``hitl serve`` process, then a
 reviewer decides every request over HTTP.
 
 The agents run in a separate process (``benchmarks/agents_proc.py``: each files its own request and
@@ -7,7 +7,7 @@ connections. Reported: server RSS while they all wait (target <= 1 GB), that eve
 decision, the time from the last decision (acknowledged) to the last agent unblocked, and each
 agent's own decision -> unblocked latency.
 
-Baseline (same run): the same with 100 agents, so the ratio shows what scale costs the waiters.
+Baseline (same run): the same with 100 agents (quick: 50), so the ratio shows what scale costs the waiters.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def one_run(agents: int, work: Path) -> dict[str, Any]:
             time.sleep(0.5)
             waiting_rss = server.rss_kib() / 1024
             acked = asyncio.run(_decide_all(server.port, tokens["alice"], ids))
-            out, err = proc.communicate(timeout=300)
+            out, _err = proc.communicate(timeout=300)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -90,10 +90,10 @@ def one_run(agents: int, work: Path) -> dict[str, Any]:
 
 
 def run(quick: bool) -> list[Result]:
-    n = 1000 if quick else 10_000
+    n = 500 if quick else 10_000
     with tempfile.TemporaryDirectory(prefix="bench-waiting-") as tmp:
         work = Path(tmp)
-        base = one_run(100, work)
+        base = one_run(50 if quick else 100, work)
         ours = one_run(n, work)
     return [
         make_result(
@@ -101,7 +101,7 @@ def run(quick: bool) -> list[Result]:
             {k: v for k, v in ours.items()},
             {f"{k}": v for k, v in base.items() if k != "all_approved"},
             ratio=ours["decision_to_unblocked_p50_ms"] / base["decision_to_unblocked_p50_ms"],
-            ratio_of=f"decision -> unblocked p50 with {n:,} agents / with 100 agents",
+            ratio_of=f"decision -> unblocked p50 with {n:,} agents / with {base['agents']} agents",
             target="every agent receives its decision; server RSS <= 1 GB; last decision -> last unblocked reported",
             checks={
                 "every agent got its decision": ours["unblocked"] == n and ours["all_approved"],

@@ -215,7 +215,7 @@ def postgres_available(dsn: str = PG_DSN) -> str | None:
         with psycopg.connect(dsn, connect_timeout=3) as conn:
             conn.execute("SELECT 1")
         return None
-    except Exception as exc:  # noqa: BLE001 - any failure means "skip PostgreSQL"
+    except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
 
 

@@ -24,7 +24,8 @@ wrk.body = {body}
 wrk.headers["Content-Type"] = "application/json"
 {auth}
 done = function(summary, latency, requests)
-  io.write(string.format("JSON {{\\"requests\\": %d, \\"non2xx\\": %d, \\"errors\\": %d, \\"p50_us\\": %d, \\"p99_us\\": %d}}\\n",
+  io.write(string.format(
+    "JSON {{\\"requests\\": %d, \\"non2xx\\": %d, \\"errors\\": %d, \\"p50_us\\": %d, \\"p99_us\\": %d}}\\n",
     summary.requests, summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write
     + summary.errors.timeout, latency:percentile(50), latency:percentile(99)))
 end
@@ -39,7 +40,9 @@ def wrk_available() -> bool:
     return shutil.which("wrk") is not None
 
 
-def run_wrk(url: str, body: str, token: str | None, connections: int, seconds: float, threads: int = 1) -> dict[str, Any]:
+def run_wrk(
+    url: str, body: str, token: str | None, connections: int, seconds: float, threads: int = 1
+) -> dict[str, Any]:
     auth = f'wrk.headers["Authorization"] = {_lua_string("Bearer " + token)}' if token else ""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(WRK_SCRIPT.format(body=_lua_string(body), auth=auth))

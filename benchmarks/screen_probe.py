@@ -61,6 +61,26 @@ class ScreenProbe:
 
         widget.render_line = render_line
 
+    def watch_class(self, cls: type, mark_of: Callable[[Any, int], Hashable | None]) -> Callable[[], None]:
+        """Like :meth:`watch_rows` for every instance of ``cls``, from before the first frame (for
+        widgets that paint during start-up). Returns the function that removes the hook."""
+        original = cls.render_line
+        probe = self
+
+        def render_line(widget: Any, y: int) -> Any:
+            strip = original(widget, y)
+            mark = mark_of(widget, y)
+            if mark is not None:
+                probe._marks.add(mark)
+            return strip
+
+        cls.render_line = render_line  # type: ignore[attr-defined]
+
+        def undo() -> None:
+            cls.render_line = original  # type: ignore[attr-defined]
+
+        return undo
+
     def mark(self, mark: Hashable) -> None:
         """Mark the frame being composed (call from a render hook)."""
         self._marks.add(mark)
@@ -73,13 +93,20 @@ class ScreenProbe:
                 await ev.wait()
         return self.first_seen[mark]
 
-    async def frame_where(self, cond: Callable[[], bool], timeout: float = 30.0) -> float:
-        """The time of the next completed frame at which ``cond()`` holds."""
+    def expect(self, cond: Callable[[], bool]) -> asyncio.Future[float]:
+        """A future for the time of the next completed frame at which ``cond()`` holds. Register it
+        *before* causing the change (a Pilot key press returns only after the app has repainted)."""
         fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self._frame_waiters.append((cond, fut))
+        return fut
+
+    async def frame_where(self, cond: Callable[[], bool], timeout: float = 30.0) -> float:
+        """The time of the next completed frame at which ``cond()`` holds."""
+        return await self.wait(self.expect(cond), timeout)
+
+    async def wait(self, fut: asyncio.Future[float], timeout: float = 30.0) -> float:
         try:
             async with asyncio.timeout(timeout):
                 return await fut
         finally:
-            if (cond, fut) in self._frame_waiters:
-                self._frame_waiters.remove((cond, fut))
+            self._frame_waiters = [(c, f) for c, f in self._frame_waiters if f is not fut]
