@@ -337,6 +337,21 @@ async def test_read_only_connection_query_only(tmp_path: Path) -> None:
     assert tool.runs == [] and count_rows(db) == 0
 
 
+async def test_a_stored_policy_the_engine_cannot_use(tmp_path: Path) -> None:
+    """A rule written straight into the store (an older version, a hand edit) that the policy
+    engine rejects: every call fails closed, naming the rule, instead of crashing."""
+    from hitl_tui.models import Rule, RuleEffect
+
+    store = SQLiteStore(tmp_path / "bad-policy.db")
+    await store.set_rules([Rule(pattern="Bash(unclosed", effect=RuleEffect.allow)], "hand edit")
+    tool = Tool()
+    async with Gate(LocalBackend(store, actor="bot"), "bot") as gate:
+        result = await gate.run("Bash", {"command": "rm -rf /"}, tool)
+    why = refused(result, "error")
+    assert "could not evaluate the policy" in why.reason and "Bash(unclosed" in why.reason
+    assert tool.runs == []
+
+
 # =========================================================================== time
 
 
