@@ -365,6 +365,8 @@ class PostgresStore(Store):
                     return await fn(conn)
         except (psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
             raise self._unavailable(exc) from exc
+        except UnicodeEncodeError:
+            raise InvalidInput("the text is not valid Unicode (it holds an unpaired surrogate)") from None
 
     async def _write(self, fn: Callable[[Conn, EventList], Awaitable[T]]) -> T:
         """Run ``fn`` in one transaction holding the schema's write lock. ``fn`` appends events to
@@ -381,6 +383,8 @@ class PostgresStore(Store):
                     await conn.execute("SELECT pg_notify(%s, %s)", (self._channel, str(last)))
         except (psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
             raise self._unavailable(exc) from exc
+        except UnicodeEncodeError:  # a lone surrogate (say, invalid UTF-8 from a shell argument)
+            raise InvalidInput("the text is not valid Unicode (it holds an unpaired surrogate)") from None
         if last:
             self.notifier.publish(last)
         return result

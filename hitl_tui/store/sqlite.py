@@ -224,6 +224,8 @@ class SQLiteStore(Store):
             return await asyncio.wrap_future(fut)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"store error ({self.path}): {exc}") from exc
+        except UnicodeEncodeError:  # a lone surrogate (say, invalid UTF-8 from a shell argument)
+            raise InvalidInput("the text is not valid Unicode (it holds an unpaired surrogate)") from None
 
     def _write(self, fn: Callable[[sqlite3.Connection, list[tuple[Any, ...]]], T]) -> T:
         """Marker: ``_run(self._write, tx)`` queues ``tx`` as a write (see ``_flush``)."""
