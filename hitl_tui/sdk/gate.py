@@ -131,6 +131,17 @@ def _check_confidence(confidence: int | None) -> None:
         raise InvalidInput(f"confidence must be a whole number from 0 to 100, got {confidence!r}")
 
 
+def _one_line(exc: ValueError) -> str:
+    """A validation error as one line: the first problem and where it is."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        more = f" (and {len(errors()) - 1} more)" if len(errors()) > 1 else ""
+        return (f"{loc}: {first['msg']}" if loc else str(first["msg"])) + more
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
 def _explain(exc: BaseException) -> str:
     if isinstance(exc, HitlError):
         return exc.message
@@ -286,7 +297,7 @@ class Gate:
                 idempotency_key=idempotency_key,
             )
         except ValueError as exc:
-            raise InvalidInput(f"cannot file the request: {exc}") from None
+            raise InvalidInput(f"cannot file the request: {_one_line(exc)}") from None
         try:
             req = await self.backend.create_request(data)
         except Exception as exc:
@@ -542,7 +553,7 @@ class Gate:
                 EscalationCreate(agent=self.agent, message=message, context=context, request_id=request_id)
             )
         except ValueError as exc:
-            raise InvalidInput(f"cannot escalate: {exc}") from None
+            raise InvalidInput(f"cannot escalate: {_one_line(exc)}") from None
         except Exception as exc:
             return EscalationResult(
                 EscalationOutcome.error, None, None, f"could not open an escalation: {_explain(exc)}"
