@@ -83,7 +83,45 @@ def add_json_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def build_parser() -> Parser:
+#: which module registers each command, so ``hitl request`` imports only ``requests`` (start-up time:
+#: the Claude Code hook and shell gates run a fresh process per call). A command missing here, or
+#: not registered by the module named, falls back to importing every module: always correct.
+COMMAND_HOMES = {
+    **dict.fromkeys(["request", "cancel", "ls", "show", "approve", "deny"], "requests"),
+    **dict.fromkeys(["escalate", "escalations", "thread", "reply", "takeover", "resolve"], "escalations"),
+    **dict.fromkeys(["review", "digest"], "review"),
+    **dict.fromkeys(["stages", "promote", "demote", "policy"], "stages"),
+    "audit": "audit",
+    "config": "config_cmd",
+    "console": "console_cmd",
+    "demo": "demo_cmd",
+    **dict.fromkeys(["serve", "token"], "serve"),
+    **dict.fromkeys(["hook", "mcp"], "hook"),
+    **dict.fromkeys(["suggest", "calibration"], "autonomy"),
+}
+
+#: global options that take a value (to find the command word in argv without parsing it)
+_VALUE_OPTIONS = frozenset({"--store", "--server", "--token", "--as", "--config"})
+
+
+def _command_word(argv: list[str]) -> str | None:
+    """The command named in ``argv`` (``hitl [global options] COMMAND ...``), or None."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in _VALUE_OPTIONS or (arg.startswith("--") and "=" not in arg and len(arg) > 3
+                                       and any(o.startswith(arg) for o in _VALUE_OPTIONS)):
+            skip = True  # the option's value follows (argparse also accepts unambiguous prefixes)
+        elif arg.startswith("-"):
+            if arg in ("-h", "--help", "--version") or arg == "--":
+                return None
+        else:
+            return arg
+    return None
+
+
+def _base_parser() -> tuple[Parser, Any]:
     parser = Parser(
         prog="hitl",
         description=(
@@ -106,16 +144,34 @@ def build_parser() -> Parser:
     )
     parser.add_argument("--config", metavar="FILE", help="config file (default: `hitl config path`; env HITL_CONFIG)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    return parser, sub
+
+
+def _register(sub: Any, name: str) -> None:
     import importlib
 
+    try:
+        module = importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{name}":
+            raise
+        return  # a command group not written yet
+    module.register(sub)
+
+
+def build_parser(argv: list[str] | None = None) -> Parser:
+    """The ``hitl`` parser. Given the arguments, it registers only the module of the command they
+    name (when known); otherwise (help, no or unknown command) every command."""
+    word = _command_word(argv) if argv is not None else None
+    home = COMMAND_HOMES.get(word) if word is not None else None
+    if home is not None and home in COMMAND_MODULES:
+        parser, sub = _base_parser()
+        _register(sub, home)
+        if word in sub.choices:
+            return parser
+    parser, sub = _base_parser()
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-            continue  # a command group not written yet
-        module.register(sub)
+        _register(sub, name)
     return parser
 
 
@@ -141,11 +197,12 @@ async def _run_async(func: Callable[..., Any], args: argparse.Namespace, ctx: Co
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(argv if argv is not None else sys.argv[1:])
+    parser = build_parser(words)
+    args = parser.parse_args(words)
     if args.command is None:
         args.command = "console"
-        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "console"])
+        args = build_parser([*words, "console"]).parse_args([*words, "console"])
     from pathlib import Path
 
     try:

@@ -6,13 +6,40 @@ policy; see :mod:`hitl_tui.sdk.gate`.
 
 from __future__ import annotations
 
-from .digest import Digest, build_digest, parse_since, render
-from .escalation import EscalationOutcome, EscalationResult, find_trigger
-from .gate import Clearance, Gate, NotApproved
-from .notify import Notification, Notifier, SmtpNotifier, WebhookNotifier, notifiers_from_settings
-from .plan import ParsedPlan, PlannedAction, PlanReport, StepResult, parse_plan
-from .redact import redact
-from .sync import SyncGate
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .digest import Digest, build_digest, parse_since, render
+    from .escalation import EscalationOutcome, EscalationResult, find_trigger
+    from .gate import Clearance, Gate, NotApproved
+    from .notify import Notification, Notifier, SmtpNotifier, WebhookNotifier, notifiers_from_settings
+    from .plan import ParsedPlan, PlannedAction, PlanReport, StepResult, parse_plan
+    from .redact import redact
+    from .sync import SyncGate
+
+# Exports load on first use (PEP 562): ``hitl hook`` imports one submodule per tool call and should
+# not pay for the rest of the SDK.
+_HOMES = {
+    **dict.fromkeys(["Digest", "build_digest", "parse_since", "render"], "digest"),
+    **dict.fromkeys(["EscalationOutcome", "EscalationResult", "find_trigger"], "escalation"),
+    **dict.fromkeys(["Clearance", "Gate", "NotApproved"], "gate"),
+    **dict.fromkeys(["Notification", "Notifier", "SmtpNotifier", "WebhookNotifier", "notifiers_from_settings"],
+                    "notify"),
+    **dict.fromkeys(["ParsedPlan", "PlannedAction", "PlanReport", "StepResult", "parse_plan"], "plan"),
+    "redact": "redact",
+    "SyncGate": "sync",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Clearance",

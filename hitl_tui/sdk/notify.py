@@ -14,11 +14,8 @@ import asyncio
 import json
 import logging
 import shlex
-import smtplib
-import ssl
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from ..models import ApprovalRequest, Escalation
@@ -26,6 +23,8 @@ from ..text import sanitise
 from .redact import redact, scrub_text
 
 if TYPE_CHECKING:
+    from email.message import EmailMessage
+
     from ..config import NotifySettings
 
 log = logging.getLogger(__name__)
@@ -193,6 +192,8 @@ class SmtpNotifier:
         self.timeout = timeout
 
     def message(self, note: Notification) -> EmailMessage:
+        from email.message import EmailMessage  # not at import: the hook imports this module per tool call
+
         msg = EmailMessage()
         msg["Subject"] = note.subject
         msg["From"] = self.sender
@@ -201,6 +202,9 @@ class SmtpNotifier:
         return msg
 
     def _send_sync(self, msg: EmailMessage) -> None:
+        import smtplib
+        import ssl
+
         with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
             if self.starttls:
                 smtp.starttls(context=ssl.create_default_context())
