@@ -9,13 +9,15 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+# Eager, and small: the submodule of the same name would otherwise shadow the function once imported.
+from .redact import redact
+
 if TYPE_CHECKING:
     from .digest import Digest, build_digest, parse_since, render
     from .escalation import EscalationOutcome, EscalationResult, find_trigger
     from .gate import Clearance, Gate, NotApproved
     from .notify import Notification, Notifier, SmtpNotifier, WebhookNotifier, notifiers_from_settings
     from .plan import ParsedPlan, PlannedAction, PlanReport, StepResult, parse_plan
-    from .redact import redact
     from .sync import SyncGate
 
 # Exports load on first use (PEP 562): ``hitl hook`` imports one submodule per tool call and should
@@ -27,7 +29,6 @@ _HOMES = {
     **dict.fromkeys(["Notification", "Notifier", "SmtpNotifier", "WebhookNotifier", "notifiers_from_settings"],
                     "notify"),
     **dict.fromkeys(["ParsedPlan", "PlannedAction", "PlanReport", "StepResult", "parse_plan"], "plan"),
-    "redact": "redact",
     "SyncGate": "sync",
 }
 

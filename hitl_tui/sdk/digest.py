@@ -13,7 +13,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import InvalidInput
 from ..models import TERMINAL_STATUSES, ReviewItem, Verdict
@@ -44,7 +44,14 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
+# Schemas build on first use (``defer_build``), not at import: the Claude Code hook imports the gate,
+# and so this module, once per tool call.
+_DEFERRED = ConfigDict(defer_build=True)
+
+
 class DigestItem(BaseModel):
+    model_config = _DEFERRED
+
     id: int
     agent: str
     tool: str
@@ -75,6 +82,8 @@ class DigestItem(BaseModel):
 
 
 class DecidedRequest(BaseModel):
+    model_config = _DEFERRED
+
     id: int
     agent: str
     tool: str
@@ -85,6 +94,8 @@ class DecidedRequest(BaseModel):
 
 
 class Digest(BaseModel):
+    model_config = _DEFERRED
+
     since: datetime
     until: datetime
     actions: int = 0

@@ -33,7 +33,7 @@ _CONFIDENCE = re.compile(r"^(\d{1,3}(?:\.\d+)?)\s*(?:%|/\s*100)?$")
 class PlannedAction(BaseModel):
     """One step of a plan: which tool, with what, how sure the agent is and why."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built on first use, not at import
 
     tool: Annotated[str, Field(min_length=1, max_length=200)]
     args: dict[str, Any] = Field(default_factory=dict)
