@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .models import PolicySettings
 
@@ -86,6 +86,26 @@ class AutonomySettings(_Section):
     calibration_min_sample: Annotated[int, Field(ge=1)] = 30
 
 
+def check_server_url(url: str | None) -> str | None:
+    """``http(s)://host[:port][/path]``, or a one-line reason why not (no credentials echoed)."""
+    if url is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a port that is not a number from 0 to 65535
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("must start with http:// or https://")
+    if not parts.hostname or any(c.isspace() for c in url):
+        raise ValueError("needs a host name, without spaces: http(s)://host[:port]")
+    if port == 0:
+        raise ValueError("port 0 is not a port a server listens on")
+    return url
+
+
 class Settings(_Section):
     store: str | None = None  # path or URL of the embedded store
     server: str | None = None  # URL of a shared `hitl serve`
@@ -98,6 +118,8 @@ class Settings(_Section):
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     serve: ServerSettings = Field(default_factory=ServerSettings)
     autonomy: AutonomySettings = Field(default_factory=AutonomySettings)
+
+    _server = field_validator("server")(check_server_url)
 
 
 def config_path() -> Path:
@@ -125,7 +147,7 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
 def _describe(err: ValidationError, source: str) -> str:
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    msg = first["msg"]
+    msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
     more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
@@ -142,6 +164,10 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
                 data = tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: not UTF-8 text (byte {exc.start})") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
         try:
