@@ -182,6 +182,11 @@ def split_schema(dsn: str) -> tuple[str, str | None]:
     return urlunsplit(parts._replace(query=rest)), names[-1]
 
 
+def _flat(exc: BaseException) -> str:
+    """libpq's messages run over several lines (with hints): one line for error messages."""
+    return " ".join(str(exc).split())
+
+
 async def create_test_schema(dsn: str) -> str:
     """Create a fresh, uniquely named schema (one per test) and return its name."""
     name = f"{TEST_SCHEMA_PREFIX}{uuid.uuid4().hex[:16]}"
@@ -239,7 +244,7 @@ class PostgresStore(Store):
         try:
             given = conninfo_to_dict(dsn)
         except psycopg.ProgrammingError as exc:
-            raise InvalidInput(f"not a valid PostgreSQL DSN: {exc}") from None
+            raise InvalidInput(f"not a valid PostgreSQL DSN: {_flat(exc)}") from None
         self._connect_kwargs: dict[str, Any] = {"autocommit": True, "row_factory": _row_factory}
         if "connect_timeout" not in given:
             self._connect_kwargs["connect_timeout"] = connect_timeout
@@ -292,7 +297,7 @@ class PostgresStore(Store):
                     await self._migrate(conn)
                     row = await _one(conn, "SELECT COALESCE(MAX(seq), 0) AS seq FROM events")
             except (psycopg.Error, OSError) as exc:
-                raise StoreUnavailable(f"cannot open PostgreSQL store {self.url}: {exc}") from exc
+                raise StoreUnavailable(f"cannot open PostgreSQL store {self.url}: {_flat(exc)}") from exc
             assert row is not None
             self.notifier.publish(int(row["seq"]))
             pool = psycopg_pool.AsyncConnectionPool(
@@ -311,7 +316,7 @@ class PostgresStore(Store):
             except BaseException as exc:
                 await pool.close()
                 if isinstance(exc, psycopg.Error | psycopg_pool.PoolTimeout | OSError):
-                    raise StoreUnavailable(f"cannot open PostgreSQL store {self.url}: {exc}") from exc
+                    raise StoreUnavailable(f"cannot open PostgreSQL store {self.url}: {_flat(exc)}") from exc
                 raise
             self._pool = pool
             return pool
@@ -351,7 +356,7 @@ class PostgresStore(Store):
 
     # ================================================================= running SQL
     def _unavailable(self, exc: BaseException) -> StoreUnavailable:
-        return StoreUnavailable(f"store error ({self.url}): {exc}")
+        return StoreUnavailable(f"store error ({self.url}): {_flat(exc)}")
 
     async def _read(self, fn: Callable[[Conn], Awaitable[T]], *, snapshot: bool = False) -> T:
         """Run ``fn`` on a pooled connection; ``snapshot`` makes its statements see one snapshot."""
@@ -474,7 +479,7 @@ class PostgresStore(Store):
             async with pool.connection(timeout=min(self.timeout, 5.0)) as conn:
                 await conn.execute("SELECT 1")
         except (psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
-            raise StoreUnavailable(f"the PostgreSQL store {self.url} is unreachable: {exc}") from exc
+            raise StoreUnavailable(f"the PostgreSQL store {self.url} is unreachable: {_flat(exc)}") from exc
 
     # ================================================================= requests
     @staticmethod
