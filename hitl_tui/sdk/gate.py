@@ -138,7 +138,8 @@ def _one_line(exc: ValueError) -> str:
         first = errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
         more = f" (and {len(errors()) - 1} more)" if len(errors()) > 1 else ""
-        return (f"{loc}: {first['msg']}" if loc else str(first["msg"])) + more
+        msg = str(first["msg"]).removeprefix("Value error, ")
+        return (f"{loc}: {msg}" if loc else msg) + more
     return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
