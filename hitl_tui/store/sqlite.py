@@ -247,19 +247,16 @@ class SQLiteStore(Store):
                     stop = True
                     break
                 batch.append(nxt)
-            writes: list[_Job] = []
+            # Jobs in one batch were queued concurrently (a caller awaits each job before it
+            # sends the next), so their order among themselves carries no meaning: run the reads
+            # first, then commit every write of the batch together -- one fsync for all of them.
             for j in batch:
-                if j.kind == "write":
-                    writes.append(j)
-                    continue
-                self._flush(writes)
-                writes = []
-                if j.fut.set_running_or_notify_cancel():
+                if j.kind != "write" and j.fut.set_running_or_notify_cancel():
                     try:
                         j.fut.set_result(j.fn(*j.args))
                     except BaseException as exc:
                         j.fut.set_exception(exc)
-            self._flush(writes)
+            self._flush([j for j in batch if j.kind == "write"])
         if self._conn is not None:
             self._conn.close()
             self._conn = None
