@@ -19,11 +19,11 @@ T = TypeVar("T")
 MAX_POLL_S = 60.0
 
 
-def get_backend(request: Request) -> LocalBackend:
+async def get_backend(request: Request) -> LocalBackend:
     return request.app.state.backend  # type: ignore[no-any-return]
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
