@@ -91,7 +91,7 @@ class RuleEffect(StrEnum):
 class _Strict(BaseModel):
     """Base of every input model: unknown fields are errors; text must be valid Unicode."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, defer_build=True)
 
     @model_validator(mode="after")
     def _valid_unicode(self) -> _Strict:
