@@ -22,7 +22,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -36,6 +36,56 @@ RenderRow = Callable[[Any], dict[str, Cell]]
 KeyOf = Callable[[Any], Hashable]
 
 GUTTER = 2  # selection mark and a space
+_PLAIN = Style()
+
+
+class _Palette:
+    """The rich styles one frame paints with, derived once per frame instead of once per line and cell.
+
+    Styles cannot change while a frame is being rendered, so everything here is read from the widget
+    the first time it is needed and memoised for the rest of the frame; a new frame starts afresh, so
+    theme, CSS and focus changes are picked up exactly as before.
+    """
+
+    __slots__ = ("_cells", "_components", "_cursor", "_table", "base", "width")
+
+    def __init__(self, table: VirtualTable) -> None:
+        self._table = table
+        self.base: Style = table.rich_style
+        self.width: int = table.scrollable_content_region.width
+        self._components: dict[str | None, Style] = {}
+        self._cursor: Style | None = None
+        self._cells: dict[tuple[bool, str | None, str | None, bool], Style] = {}
+
+    def component(self, name: str | None) -> Style:
+        style = self._components.get(name)
+        if style is None:
+            style = self._table._style(name)
+            self._components[name] = style
+        return style
+
+    @property
+    def cursor(self) -> Style:
+        if self._cursor is None:
+            self._cursor = self._table._cursor_style()
+        return self._cursor
+
+    def cell(self, selected: bool, cls: str | None, inactive: str | None, cursor: bool) -> Style:
+        """``base [+ selected] + cls [+ ghost/dim] [+ cursor]``, as the row renderer composes it."""
+        key = (selected, cls, inactive, cursor)
+        style = self._cells.get(key)
+        if style is None:
+            style = self.base
+            if selected:
+                style += self.component("vt--selected")
+            if cls is not None:
+                style += self.component(cls)
+            if inactive is not None:
+                style += self.component(inactive)
+            if cursor:
+                style += self.cursor
+            self._cells[key] = style
+        return style
 
 
 @dataclass(frozen=True)
@@ -184,6 +234,7 @@ class VirtualTable(ScrollView, can_focus=True):
         self.error: str | None = None
         self._last_highlight: tuple[Hashable | None, int] | None = None
         self._layout: tuple[int, list[tuple[Column, int]]] | None = None
+        self._palette: _Palette | None = None  # set while a frame is rendered (see render_lines)
 
     # ================================================================= data access
     @property
@@ -409,16 +460,30 @@ class VirtualTable(ScrollView, can_focus=True):
         if count == 0:
             return
         index = max(0, min(index, count - 1))
+        old = self.cursor
+        top = int(self.scroll_y)
+        rows_changed = False
         if self._ghost is not None and index != self._ghost[0]:
             gi = self._ghost[0]
             self._ghost = None
             if index > gi:
                 index -= 1
             self._update_virtual_size()
+            rows_changed = True  # the rows below the ghost moved up
         self.cursor = index
         self._scroll_cursor_into_view()
-        self.refresh()
+        if rows_changed or int(self.scroll_y) != top:
+            self.refresh()
+        elif old != index:  # same rows on screen: only the old and the new cursor rows change
+            self._refresh_row(old)
+            self._refresh_row(index)
         self._check_highlight(user=user)
+
+    def _refresh_row(self, index: int) -> None:
+        """Repaint the screen line showing display row ``index`` (nothing when it is off screen)."""
+        y = index - int(self.scroll_y) + 1  # line 0 is the header
+        if 1 <= y < self.size.height:
+            self.refresh(Region(0, y, self.size.width, 1))
 
     def _scroll_cursor_into_view(self) -> None:
         rows = max(1, self.size.height - 1)
@@ -519,17 +584,26 @@ class VirtualTable(ScrollView, can_focus=True):
             return Style()
         return self.get_component_rich_style(name, partial=True, default=Style())
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._palette = _Palette(self)  # one set of styles for the whole frame
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._palette = None
+
     def render_line(self, y: int) -> Strip:
-        width = self.scrollable_content_region.width
-        base = self.rich_style
+        palette = self._palette or _Palette(self)
+        width = palette.width
+        base = palette.base
         cols = self.layout_columns(width)
         if y == 0:
-            return self._header(cols, width)
+            return self._header(cols, width, palette)
         index = int(self.scroll_y) + y - 1
         if index >= self.row_count:
             if index == 0:
                 text = "loading…" if not self._loaded else (self.error or self.empty_text)
-                return Strip([Segment(set_cell_size("  " + text, width), base + self._style("vt--placeholder"))], width)
+                style = palette.cell(False, "vt--placeholder", None, False)
+                return Strip([Segment(set_cell_size("  " + text, width), style)], width)
             return Strip.blank(width, base)
         item = self.item_at(index)
         is_cursor = index == self.cursor
@@ -537,17 +611,15 @@ class VirtualTable(ScrollView, can_focus=True):
             real = self._real_index(index)
             if real is not None:
                 self._ensure_page(real // self.page_size)
-            style = base + self._style("vt--placeholder")
-            if is_cursor:
-                style += self._cursor_style()
+            style = palette.cell(False, "vt--placeholder", None, is_cursor)
             return Strip([Segment(set_cell_size("  …", width), style)], width)
-        return self._row(item, cols, width, base, is_cursor, index)
+        return self._row(item, cols, width, palette, is_cursor, index)
 
     def _cursor_style(self) -> Style:
         return self.get_component_rich_style("vt--cursor", partial=True, default=Style(reverse=True))
 
-    def _header(self, cols: list[tuple[Column, int]], width: int) -> Strip:
-        style = self.rich_style + self._style("vt--header")
+    def _header(self, cols: list[tuple[Column, int]], width: int, palette: _Palette) -> Strip:
+        style = palette.cell(False, "vt--header", None, False)
         segs = [Segment(" " * GUTTER, style)]
         for col, w in cols:
             label = col.label.rjust(w) if col.right else col.label
@@ -555,29 +627,26 @@ class VirtualTable(ScrollView, can_focus=True):
         return Strip(segs).adjust_cell_length(width, style)
 
     def _row(
-        self, item: Any, cols: list[tuple[Column, int]], width: int, base: Style, is_cursor: bool, index: int
+        self, item: Any, cols: list[tuple[Column, int]], width: int, palette: _Palette, is_cursor: bool, index: int
     ) -> Strip:
         cells = self._render_row(item)
-        key = self._key(item)
-        row_style = base
-        selected = key in self.selected
-        if selected:
-            row_style += self._style("vt--selected")
+        selected = self._key(item) in self.selected
         ghost = self._ghost is not None and self._ghost[0] == index
-        inactive = ghost or self._is_inactive(item)
-        cursor = self._cursor_style() if is_cursor else None
-        segs: list[Segment] = []
-        mark_style = row_style + (cursor or Style())
-        segs.append(Segment(("● " if selected else "  "), mark_style))
+        inactive = ("vt--ghost" if ghost else "vt--dim") if ghost or self._is_inactive(item) else None
+        gap_style = palette.cell(selected, None, None, is_cursor)  # the row's style under the cursor, if any
+        gap = Segment(" ", gap_style)
+        segs: list[Segment] = [Segment(("● " if selected else "  "), gap_style)]
+        length = GUTTER
         for col, w in cols:
             text, cls = cells.get(col.key, ("", None))
             if col.right and cell_len(text) < w:
                 text = text.rjust(w)
-            style = row_style + self._style(cls)
-            if inactive:
-                style += self._style("vt--ghost" if ghost else "vt--dim")
-            if cursor is not None:
-                style += cursor
-            segs.append(Segment(set_cell_size(text, w), style))
-            segs.append(Segment(" ", row_style + (cursor or Style())))
-        return Strip(segs).adjust_cell_length(width, row_style + (cursor or Style()))
+            segs.append(Segment(set_cell_size(text, w), palette.cell(selected, cls or None, inactive, is_cursor)))
+            segs.append(gap)
+            length += w + 1
+        # Pad to the width here rather than with Strip.adjust_cell_length: one Strip per row, not two.
+        if length < width:
+            segs.append(Segment(" " * (width - length), gap_style))
+            length = width
+        strip = Strip(segs, length)
+        return strip if length == width else strip.adjust_cell_length(width, gap_style)
