@@ -97,8 +97,11 @@ def test_quorum_needs_distinct_reviewers(module_team: Team) -> None:
             module_team.client("bob") as bob:
         rid = file_request(admin, required_approvals=2)["id"]
         assert alice.post(f"/v1/requests/{rid}/decision", json={"decision": "approve"}).json()["status"] == "pending"
-        again = alice.post(f"/v1/requests/{rid}/decision", json={"decision": "approve"})
-        assert again.status_code == 409 and "already voted" in again.json()["message"]
+        again = alice.post(f"/v1/requests/{rid}/decision", json={"decision": "approve"})  # a retry: same answer
+        assert again.status_code == 200 and again.json()["status"] == "pending"
+        assert len(again.json()["approvals"]) == 1
+        flip = alice.post(f"/v1/requests/{rid}/decision", json={"decision": "deny"})
+        assert flip.status_code == 409 and "already voted approve" in flip.json()["message"]
         done = bob.post(f"/v1/requests/{rid}/decision", json={"decision": "approve"}).json()
     assert done["status"] == "approved"
     assert [v["reviewer"] for v in done["approvals"]] == ["alice", "bob"]

@@ -144,8 +144,12 @@ async def test_quorum_needs_two_distinct_reviewers(store) -> None:
     r = await store.create_request(req(required_approvals=2))
     one = await store.decide(r.id, APPROVE, "alice")
     assert one.status is RequestStatus.pending and one.approval_count == 1
-    with pytest.raises(Conflict, match="already voted"):
-        await store.decide(r.id, APPROVE, "alice")
+    with pytest.raises(Conflict, match="already voted approve"):
+        await store.decide(r.id, DENY, "alice")  # a voter cannot change their vote
+    with pytest.raises(Conflict, match="already voted approve"):
+        await store.decide(r.id, DecisionIn(decision="approve", edited_args={"env": "dev"}), "alice")
+    retried = await store.decide(r.id, APPROVE, "alice")  # a retried vote is answered, not counted twice
+    assert retried.status is RequestStatus.pending and retried.approval_count == 1
     two = await store.decide(r.id, APPROVE, "bob")
     assert two.status is RequestStatus.approved and two.approval_count == 2 and two.decided_by == "bob"
     kinds = [e.kind for e in await store.events_after(0)]

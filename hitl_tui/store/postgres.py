@@ -643,9 +643,12 @@ class PostgresStore(Store):
                     f"{reviewer} filed request {req.id} and cannot decide it (self-review is not allowed)",
                     id=req.id,
                 )
-            if any(v.reviewer == reviewer for v in req.approvals):
+            earlier = next((v for v in req.approvals if v.reviewer == reviewer), None)
+            if earlier is not None:
+                if earlier.decision == decision.decision and earlier.edited_args == decision.edited_args:
+                    return req  # a retried vote is answered with the request as it stands: no second event
                 raise Conflict(
-                    f"{reviewer} already voted on request {req.id}; it needs "
+                    f"{reviewer} already voted {earlier.decision} on request {req.id}; it needs "
                     f"{req.required_approvals} approvals from different reviewers",
                     id=req.id,
                 )
