@@ -135,3 +135,33 @@ async def test_plan_text_unknown_tools_and_stop_on_refusal(tmp_path: Path) -> No
     ]
     assert [s.action.tool for s in report.ran] == ["format_code"]
     await admin.close()
+
+
+def test_sync_gate_plan_runs_tools_in_the_callers_thread_with_the_same_routing(tmp_path: Path) -> None:
+    import threading
+
+    from hitl_tui.sdk import SyncGate
+
+    path = tmp_path / "sync-plan.db"
+
+    async def seed() -> None:
+        admin = open_local(path, "admin")
+        await load_preset(admin)
+        await admin.close()
+
+    asyncio.run(seed())
+    threads: list[str] = []
+    rec = Recorder()
+    tools = rec.tools()
+    tools["format_code"] = lambda **args: threads.append(threading.current_thread().name) or "formatted"
+    with SyncGate.connect("planner", store=path, notifiers=()) as gate:
+        text = "read_logs | 99 | look first\nformat_code | 95 | tidy\ndeploy | 30 | ship it\nformat_code | 99 | again"
+        report = gate.plan(text, tools)
+        assert [s.status for s in report.steps] == ["blocked", "autonomous", "escalated", "autonomous"]
+        assert threads == [threading.current_thread().name] * 2
+        assert report.steps[2].refusal is not None and report.steps[2].refusal.escalation_id is not None
+        stopped = gate.plan(text, tools, stop_on_refusal=True)
+        assert [s.status for s in stopped.steps] == ["blocked", "skipped", "skipped", "skipped"]
+        by_name = gate.plan([("format_code", {"path": "a"}, 95, "tidy")], lambda tool, args: f"{tool}:{args}")
+        assert [(s.status, s.result) for s in by_name.steps] == [("autonomous", "format_code:{'path': 'a'}")]
+    assert rec.calls == []  # deploy escalated, never ran

@@ -50,7 +50,7 @@ from ..models import (
 from .digest import Digest, build_digest
 from .escalation import EscalationOutcome, EscalationResult, find_trigger, outcome_of
 from .notify import Notifier, escalation_notification, notifiers_from_settings, notify_all, request_notification
-from .plan import ActionLike, ParsedPlan, PlanReport, StepResult, coerce_plan
+from .plan import ActionLike, ParsedPlan, PlanReport, PlanWalk
 
 log = logging.getLogger(__name__)
 
@@ -494,42 +494,16 @@ class Gate:
         ``tools`` maps tool names to functions (called with ``**args``), or is one function
         ``tools(tool, args)``. A tool missing from the mapping is refused, never guessed.
         """
-        parsed = coerce_plan(actions)
-        report = PlanReport(problems=list(parsed.problems))
-        stopped = False
-        for action in parsed.actions:
-            if stopped:
-                report.steps.append(StepResult(action, "skipped"))
+        walk = PlanWalk(actions, tools, stop_on_refusal=stop_on_refusal, by_name=_call_by_name)
+        for step in walk:
+            clearance = await self.check(step.action.tool, step.action.args, **step.check_kwargs, timeout=timeout)
+            if walk.refused(step, clearance):
                 continue
-            if isinstance(tools, Mapping):
-                fn = tools.get(action.tool)
-                if fn is None:
-                    refusal = NotApproved(action.tool, "blocked", f"the agent has no tool named {action.tool!r}")
-                    report.steps.append(StepResult(action, "blocked", None, None, refusal))
-                    stopped = stop_on_refusal
-                    continue
-            else:
-                fn = functools.partial(_call_by_name, tools, action.tool)
-            summary = action.summary or action.reason or None
-            context = f"plan step (confidence {action.confidence}): {action.reason}" if action.reason else None
-            clearance = await self.check(
-                action.tool,
-                action.args,
-                confidence=action.confidence,
-                summary=summary,
-                context=context,
-                timeout=timeout,
-            )
-            route = clearance.decision.route if clearance.decision is not None else None
-            if not clearance.allowed:
-                report.steps.append(StepResult(action, clearance.status, route, None, clearance.refusal()))
-                stopped = stop_on_refusal
-                continue
-            result = await _call(fn, clearance.args)
+            result = await _call(step.fn, clearance.args)
             if clearance.log_review:
                 await self.record(clearance, result)
-            report.steps.append(StepResult(action, clearance.status, route, result))
-        return report
+            walk.ran(step, clearance, result)
+        return walk.report
 
     # ----------------------------------------------------------------- escalation
     def needs_escalation(self, text: str) -> bool:

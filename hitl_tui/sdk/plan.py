@@ -12,9 +12,10 @@ its confidence (>= 90 runs, >= 60 waits for approval, below escalates, by defaul
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -208,3 +209,70 @@ class PlanReport:
             ],
             "problems": [{"line": p.line, "text": p.text, "why": p.why} for p in self.problems],
         }
+
+
+@dataclass
+class PlanStep:
+    """One action the policy must clear: the tool to run and the ``check`` keywords to clear it with."""
+
+    action: PlannedAction
+    fn: Callable[..., Any]
+    check_kwargs: dict[str, Any]
+
+
+class PlanWalk:
+    """The step loop shared by :meth:`Gate.plan` and :meth:`SyncGate.plan`.
+
+    Iterating yields the steps to clear (missing tools and steps after a stop are recorded here);
+    the caller clears each step its own way (awaited or not), then reports it with :meth:`refused`
+    or :meth:`ran`. ``by_name(dispatch, tool, **args)`` adapts a single dispatch function.
+    """
+
+    def __init__(
+        self,
+        actions: str | ParsedPlan | Iterable[ActionLike],
+        tools: Mapping[str, Callable[..., Any]] | Callable[[str, dict[str, Any]], Any],
+        *,
+        stop_on_refusal: bool,
+        by_name: Callable[..., Any],
+    ) -> None:
+        self._parsed = coerce_plan(actions)
+        self._tools = tools
+        self._stop_on_refusal = stop_on_refusal
+        self._by_name = by_name
+        self._stopped = False
+        self.report = PlanReport(problems=list(self._parsed.problems))
+
+    def __iter__(self) -> Iterator[PlanStep]:
+        from .gate import NotApproved
+
+        for action in self._parsed.actions:
+            if self._stopped:
+                self.report.steps.append(StepResult(action, "skipped"))
+                continue
+            if isinstance(self._tools, Mapping):
+                fn = self._tools.get(action.tool)
+                if fn is None:
+                    refusal = NotApproved(action.tool, "blocked", f"the agent has no tool named {action.tool!r}")
+                    self.report.steps.append(StepResult(action, "blocked", None, None, refusal))
+                    self._stopped = self._stop_on_refusal
+                    continue
+            else:
+                fn = functools.partial(self._by_name, self._tools, action.tool)
+            context = f"plan step (confidence {action.confidence}): {action.reason}" if action.reason else None
+            kwargs = {"confidence": action.confidence, "summary": action.summary or action.reason or None,
+                      "context": context}
+            yield PlanStep(action, fn, kwargs)
+
+    def refused(self, step: PlanStep, clearance: Any) -> bool:
+        """Record a step the policy did not clear; False (and nothing recorded) when it may run."""
+        if clearance.allowed:
+            return False
+        route = clearance.decision.route if clearance.decision is not None else None
+        self.report.steps.append(StepResult(step.action, clearance.status, route, None, clearance.refusal()))
+        self._stopped = self._stop_on_refusal
+        return True
+
+    def ran(self, step: PlanStep, clearance: Any, result: Any) -> None:
+        route = clearance.decision.route if clearance.decision is not None else None
+        self.report.steps.append(StepResult(step.action, clearance.status, route, result))

@@ -20,9 +20,9 @@ from typing import Any, TypeVar
 from ..models import Decision, Escalation, ReviewItem
 from .digest import Digest
 from .escalation import EscalationResult
-from .gate import CANCEL_TIMEOUT_S, Clearance, Gate, NotApproved, _binder
+from .gate import CANCEL_TIMEOUT_S, Clearance, Gate, _binder
 from .notify import Notifier
-from .plan import ActionLike, ParsedPlan, PlanReport, StepResult, coerce_plan
+from .plan import ActionLike, ParsedPlan, PlanReport, PlanWalk
 
 T = TypeVar("T")
 
@@ -186,38 +186,13 @@ class SyncGate:
         stop_on_refusal: bool = False,
         timeout: float | None = None,
     ) -> PlanReport:
-        parsed = coerce_plan(actions)
-        report = PlanReport(problems=list(parsed.problems))
-        stopped = False
-        for action in parsed.actions:
-            if stopped:
-                report.steps.append(StepResult(action, "skipped"))
-                continue
-            if isinstance(tools, Mapping):
-                fn = tools.get(action.tool)
-                if fn is None:
-                    refusal = NotApproved(action.tool, "blocked", f"the agent has no tool named {action.tool!r}")
-                    report.steps.append(StepResult(action, "blocked", None, None, refusal))
-                    stopped = stop_on_refusal
-                    continue
-            else:
-                fn = functools.partial(_dispatch, tools, action.tool)
-            context = f"plan step (confidence {action.confidence}): {action.reason}" if action.reason else None
-            clearance = self.check(
-                action.tool,
-                action.args,
-                confidence=action.confidence,
-                summary=action.summary or action.reason or None,
-                context=context,
-                timeout=timeout,
-            )
-            route = clearance.decision.route if clearance.decision is not None else None
-            if not clearance.allowed:
-                report.steps.append(StepResult(action, clearance.status, route, None, clearance.refusal()))
-                stopped = stop_on_refusal
-                continue
-            report.steps.append(StepResult(action, clearance.status, route, self._execute(clearance, fn)))
-        return report
+        """Like :meth:`Gate.plan`; each tool runs in the calling thread."""
+        walk = PlanWalk(actions, tools, stop_on_refusal=stop_on_refusal, by_name=_dispatch)
+        for step in walk:
+            clearance = self.check(step.action.tool, step.action.args, **step.check_kwargs, timeout=timeout)
+            if not walk.refused(step, clearance):
+                walk.ran(step, clearance, self._execute(clearance, step.fn))
+        return walk.report
 
     # ----------------------------------------------------------------- escalation
     def needs_escalation(self, text: str) -> bool:
