@@ -178,14 +178,20 @@ def test_credentials_in_a_bad_server_url_are_not_echoed(cli_env: dict[str, str])
     assert "s3cret" not in line
 
 
-@pytest.mark.xfail(strict=True, reason="HttpBackend raises httpx.InvalidURL (not a HitlError) for a URL "
-                                       "that passes its http(s) prefix check but does not parse")
 async def test_http_backend_refuses_an_unparseable_url_cleanly() -> None:
+    """A URL that starts right but does not parse is refused when the backend is made: one line,
+    an InvalidInput (not httpx's own error), and never the credentials it carries."""
     from hitl_tui.backend.http import HttpBackend
 
     with pytest.raises(InvalidInput):
         async with HttpBackend("http://127.0.0.1:99999", "hitl_x") as b:
             await b.get_request(1)
+    for url in ("http://admin:s3cret@127.0.0.1:99999/", "https://admin:s3cret@/x", "http://admin:s3cret@h st:1",
+                "ftp://admin:s3cret@127.0.0.1/", "http://admin:s3cret@127.0.0.1:0"):
+        with pytest.raises(InvalidInput) as caught:
+            HttpBackend(url, "hitl_x")
+        message = caught.value.message
+        assert "s3cret" not in message and "\n" not in message and message.startswith("the server URL"), url
 
 
 # =========================================================================== hostile text on the command line

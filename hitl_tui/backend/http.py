@@ -30,6 +30,7 @@ import httpx
 from httpx_sse import aconnect_sse
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from ..config import check_server_url
 from ..errors import Conflict, Forbidden, HitlError, InvalidInput, NotFound, StoreUnavailable, Unauthorized
 from ..models import (
     TERMINAL_STATUSES,
@@ -123,8 +124,10 @@ class HttpBackend(Backend):
     ) -> None:
         """``timeout``: per call; ``reconnect_for``: how long waits and streams without a deadline
         keep reconnecting to an unreachable server before they fail closed."""
-        if not url.startswith(("http://", "https://")):
-            raise InvalidInput(f"the server URL must start with http:// or https://, not {url!r}")
+        try:
+            check_server_url(url)  # the reason never echoes the URL: it may carry user:password
+        except ValueError as exc:
+            raise InvalidInput(f"the server URL is not usable: {exc}") from None
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
