@@ -1,6 +1,7 @@
 """Authorisation beyond the endpoint × role matrix of ``tests/test_auth.py`` (which covers all 33
 routes × none / revoked / agent / reviewer / admin): how tokens are kept and compared, self-review
-by an admin, and the console opened with an agent token.
+by an admin, the console opened with an agent token, and the event stream scoped to an agent's
+own items.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import asyncio
 import hashlib
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,10 +18,12 @@ import pytest
 from hitl_tui.backend import open_backend
 from hitl_tui.config import Settings
 from hitl_tui.console import HitlConsole
-from hitl_tui.models import RequestStatus
+from hitl_tui.console.live import LinkState
+from hitl_tui.models import Event, RequestStatus
 
-from .server_utils import Team, create_token
-from .server_utils import module_team as module_team  # fixtures, re-exported
+from .server_utils import Team, create_token, free_port
+from .server_utils import module_pg_team as module_pg_team  # fixtures, re-exported
+from .server_utils import module_team as module_team
 
 
 def _db_bytes(team: Team) -> bytes:
@@ -124,8 +128,137 @@ async def test_console_with_an_agent_token_is_read_only_once_the_role_is_known(m
     await _console_as_agent(module_team, ask_who_first=True)
 
 
-@pytest.mark.xfail(strict=True, reason="HitlConsole reads backend.read_only in __init__, but HttpBackend learns "
-                                       "its role only on its first call: `hitl console` with an agent token "
-                                       "opens writable and does not say it is read-only (the server still 403s)")
 async def test_console_launched_with_an_agent_token_is_read_only_and_says_so(module_team: Team) -> None:
+    """Opened before anything asked the server who the token is: the console learns the role from
+    its first call (the live feed's) and turns read-only before any pane loads."""
     await asyncio.wait_for(_console_as_agent(module_team, ask_who_first=False), 60)
+
+
+async def test_console_with_an_agent_token_is_live_on_its_own_items_only(module_team: Team) -> None:
+    """Not stuck "disconnected": the agent's console follows its own scoped event stream, so its
+    own new request appears live, and another agent's never does."""
+    settings = Settings(server=module_team.url, token=module_team.tokens["bot"], reviewer="bot")
+    backend = open_backend(settings)
+    try:
+        app = HitlConsole(backend, settings)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await app.wait_settled()
+            assert app.feed.link.state is LinkState.live, app.feed.link
+            assert app.read_only
+            seen: list[Event] = []
+            shown = app._on_live_event  # what the console is handed by its feed
+            app.feed.on_event = lambda ev: (seen.append(ev), shown(ev))
+            with module_team.client("root") as admin:
+                other = admin.post("/v1/requests", json={"agent": "other", "tool": "deploy", "summary": "theirs"})
+                mine = admin.post("/v1/requests", json={"agent": "bot", "tool": "deploy", "summary": "mine live"})
+            assert other.status_code == mine.status_code == 200
+            mine_id = mine.json()["id"]
+            for _ in range(1000):  # until the later of the two has arrived (or the wait_for below ends it)
+                if any(ev.subject == f"request:{mine_id}" for ev in seen):
+                    break
+                await asyncio.sleep(0.01)
+            await app.wait_settled()
+            await pilot.pause()
+            assert [ev.subject for ev in seen] == [f"request:{mine_id}"]
+            screen = app.export_screenshot().replace("&#160;", " ")
+            assert "mine live" in screen and "theirs" not in screen
+            assert "disconnected" not in screen.lower() and "READ-ONLY" in screen
+    finally:
+        await backend.close()
+
+
+async def test_hitl_console_asks_who_the_token_is_before_it_opens(module_team: Team) -> None:
+    """`hitl console` learns the role first (read-only from the first frame); a bad token is
+    refused in one line rather than opening a console that can only say "disconnected"."""
+    from hitl_tui.backend.http import HttpBackend
+    from hitl_tui.cli.console_cmd import learn_role
+    from hitl_tui.errors import Unauthorized
+
+    agent = HttpBackend(module_team.url, module_team.tokens["bot"])
+    reviewer = HttpBackend(module_team.url, module_team.tokens["alice"])
+    await learn_role(agent)
+    await learn_role(reviewer)
+    assert HitlConsole(agent, Settings()).read_only
+    assert not HitlConsole(reviewer, Settings()).read_only
+    with pytest.raises(Unauthorized):
+        await learn_role(HttpBackend(module_team.url, "hitl_" + "x" * 43))
+    await learn_role(HttpBackend(f"http://127.0.0.1:{free_port()}", "hitl_x", connect_timeout=1))  # left to the console
+
+
+# =========================================================================== the event stream, scoped per token
+
+
+def _stream(team: Team, who: str, after: int, until_seq: int, last_event_id: int | None = None) -> list[Event]:
+    """The SSE stream as ``who`` from ``after`` until an event at or past ``until_seq`` arrives."""
+    from httpx_sse import connect_sse
+
+    headers = {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
+    got: list[Event] = []
+    import time
+
+    timeout = httpx.Timeout(10.0, read=30.0)
+    give_up = time.monotonic() + 40  # pings (every 15 s) keep a stream open: one that never brings ``until_seq``
+    with (
+        httpx.Client(base_url=team.url, headers=team.headers(who), timeout=timeout) as c,
+        connect_sse(c, "GET", "/v1/events", params={"after": after}, headers=headers) as source,
+    ):
+        assert source.response.status_code == 200, source.response.read()
+        for sse in source.iter_sse():
+            if time.monotonic() > give_up:
+                raise AssertionError(f"no event {until_seq} as {who}; got {[(e.seq, e.kind.value) for e in got]}")
+            if not sse.id or not sse.data:
+                continue  # a ping
+            ev = Event.model_validate_json(sse.data)
+            assert sse.id == str(ev.seq) and sse.event == ev.kind.value
+            got.append(ev)
+            if ev.seq >= until_seq:
+                return got
+    raise AssertionError(f"the stream ended before event {until_seq}")
+
+
+def _owner(ev: Event) -> str | None:
+    return ev.payload.get("agent") if isinstance(ev.payload, dict) else None
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_an_agent_token_streams_only_its_own_items(store: str, request: pytest.FixtureRequest) -> None:
+    team: Team = request.getfixturevalue("module_team" if store == "sqlite" else "module_pg_team")
+
+    def ok(r: httpx.Response) -> Any:
+        assert r.is_success, r.text
+        return r.json()
+
+    with team.client("root") as admin, team.client("alice") as alice, team.client("bot") as bot:
+        start = ok(admin.get("/v1/events/last"))["seq"]
+        assert ok(bot.get("/v1/events/last"))["seq"] == start  # a position, no data
+        for agent in ("other", "bot"):
+            rid = ok(admin.post("/v1/requests", json={"agent": agent, "tool": "deploy", "summary": f"{agent}'s"}))
+            ok(alice.post(f"/v1/requests/{rid['id']}/decision", json={"decision": "deny", "reason": "no"}))
+            eid = ok(admin.post("/v1/escalations", json={"agent": agent, "message": "help?"}))["id"]
+            ok(alice.post(f"/v1/escalations/{eid}/messages", json={"text": "do X"}))
+            ok(alice.post(f"/v1/escalations/{eid}/status", json={"status": "resolved", "note": "done"}))
+            item = ok(admin.post("/v1/reviews", json={"agent": agent, "tool": "Read", "result": "ok"}))
+            ok(alice.post(f"/v1/reviews/{item['id']}/mark", json={"verdict": "flagged", "note": "hm"}))
+        ok(admin.put("/v1/capabilities", json={"capability": {"tool": f"scoped{start}"}, "reason": "new"}))
+        ok(admin.post("/v1/tokens", json={"name": f"t{start}", "role": "agent"}))
+        last = ok(bot.post("/v1/requests", json={"agent": "bot", "tool": "deploy", "summary": "the last word"}))
+        end = ok(admin.get("/v1/events/last"))["seq"]
+        assert bot.get("/v1/events/log", params={"after": start}).status_code == 403  # the log stays staff-only
+
+    everything = _stream(team, "alice", start, end)
+    assert [ev.seq for ev in everything] == list(range(start + 1, end + 1))  # the control: it is all there
+    assert {_owner(ev) for ev in everything if ev.kind.value.startswith("request.")} == {"other", "bot"}
+    assert any(ev.kind.value.startswith("token.") for ev in everything)
+
+    mine = _stream(team, "bot", start, end)
+    expected = [ev for ev in everything if _owner(ev) == "bot" or ev.kind.value.startswith(("capability.", "rules."))]
+    assert [ev.seq for ev in mine] == [ev.seq for ev in expected]
+    assert {ev.kind.value.split(".")[0] for ev in mine} == {"request", "escalation", "review", "capability"}
+    assert not any(ev.kind.value.startswith("token.") or _owner(ev) == "other" for ev in mine)
+    assert "other's" not in "".join(ev.model_dump_json() for ev in mine)
+    assert mine[-1].subject == f"request:{last['id']}"
+
+    # resuming with Last-Event-ID (which wins over ?after=) gives the rest of the agent's events, none twice
+    half = mine[len(mine) // 2].seq
+    resumed = _stream(team, "bot", 0, end, last_event_id=half)
+    assert [ev.seq for ev in resumed] == [ev.seq for ev in mine if ev.seq > half]

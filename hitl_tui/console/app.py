@@ -272,10 +272,20 @@ class HitlConsole(App[None]):
 
     # ================================================================= live
     def _on_link(self, link: Link) -> None:
+        self._learn_role()
         self.query_one(TabBar).set_link(link)
         self.query_one(StatusLine).set_link(link)
         if link.state is LinkState.disconnected:
             self.sub_title = "disconnected"
+
+    def _learn_role(self) -> None:
+        """An ``HttpBackend`` knows its token's role only after its first call (the feed's): an
+        agent token turns the console read-only before any pane loads or anything can be sent."""
+        if not self.read_only and self.backend.read_only:
+            self.read_only = True
+            status = self.query_one(StatusLine)
+            status.read_only = True
+            status.refresh()
 
     def _sync(self) -> None:
         """(Re)load everything shown: at start and after a reconnect."""

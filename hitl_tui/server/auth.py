@@ -7,9 +7,10 @@ next request: every request looks its token up afresh.
 Roles (each includes what the one before it may do, except as noted):
 
 * ``agent``: create requests, escalations and review items (always under the token's own name),
-  read and wait on its own, post to its own escalation threads, cancel its own requests;
+  read and wait on its own, post to its own escalation threads, cancel its own requests, follow
+  the live event stream scoped to its own items (``Identity.may_see``);
 * ``reviewer``: read everything, decide, reply to / take over / resolve escalations, mark
-  reviews, read the event stream and verify the audit log; never creates on an agent's behalf;
+  reviews, read the event log and verify the audit log; never creates on an agent's behalf;
 * ``admin``: everything, including capabilities, stages, rules and tokens, and filing on
   behalf of any agent (integrations and demos).
 """
@@ -22,7 +23,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ..errors import Forbidden, Unauthorized
-from ..models import TokenRole
+from ..models import Event, TokenRole
 from .credentials import MAX_TOKEN_LENGTH, check_token_name, hash_token, new_token
 
 
@@ -42,6 +43,20 @@ class Identity:
             allowed = " or ".join(r.value for r in roles)
             raise Forbidden(f"{action} needs a {allowed} token; {self.name!r} has the {self.role.value} role",
                             role=self.role.value)
+
+    def may_see(self, event: Event) -> bool:
+        """Whether this caller's change feed carries ``event``. Staff see every event. An agent sees
+        what its own reads would show: events of its own requests, escalations and review items
+        (by the ``agent`` of the item in the payload), and capability and rule changes (every role
+        may read those); never token events, another agent's items, or a kind it does not know."""
+        if not self.is_agent:
+            return True
+        kind = event.kind.value
+        if kind.startswith(("capability.", "rules.")):
+            return True
+        if kind.startswith(("request.", "escalation.", "review.")):
+            return event.payload.get("agent") == self.name
+        return False
 
     def require_own(self, agent: str, what: str) -> None:
         """Agent tokens may touch only what was filed under their own name."""

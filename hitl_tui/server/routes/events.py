@@ -1,5 +1,11 @@
 """The change feed (the event log) as JSON pages and as a live Server-Sent Events stream, and
-verification of its hash chain. Reviewers and admins only: events carry every agent's data."""
+verification of its hash chain.
+
+The log pages and the audit are for reviewers and admins: events carry every agent's data. Any
+token may follow the live stream, scoped to what it may read (an agent sees only events of its
+own requests, escalations and review items, and capability and rule changes), and may ask for
+the newest sequence number (a position to follow from, no data), so a console opened with an
+agent token is live rather than stuck "disconnected"."""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from ...errors import InvalidInput
 from ...models import Event
-from ..auth import STAFF, Caller
+from ..auth import ANY_ROLE, STAFF, Caller
 from ..deps import BackendDep
 from ..schemas import MAX_ID, AuditOut, Seq
 from ..sse import PING_S, event_stream
@@ -20,7 +26,7 @@ router = APIRouter(prefix="/v1", tags=["events and audit"])
 
 @router.get("/events/last", response_model=Seq, summary="The newest event's sequence number")
 async def last_seq(ident: Caller, backend: BackendDep) -> Seq:
-    ident.require(*STAFF, action="reading the event log")
+    ident.require(*ANY_ROLE, action="reading the event position")
     return Seq(seq=await backend.last_seq())
 
 
@@ -48,8 +54,8 @@ async def stream(
     last_event_id: Annotated[str | None, Header(max_length=30)] = None,
 ) -> EventSourceResponse:
     """A reconnecting client sends ``Last-Event-ID`` (it wins over ``after``) and receives every
-    event after it, none twice."""
-    ident.require(*STAFF, action="reading the event stream")
+    event after it that the token may see, none twice."""
+    ident.require(*ANY_ROLE, action="reading the event stream")
     if last_event_id is not None and last_event_id.strip():
         try:
             after = int(last_event_id)
@@ -59,7 +65,8 @@ async def stream(
             raise InvalidInput("Last-Event-ID is out of range")
     if after is None:
         after = await backend.last_seq()
-    return EventSourceResponse(event_stream(backend, after), ping=PING_S, send_timeout=30)
+    visible = ident.may_see if ident.is_agent else None
+    return EventSourceResponse(event_stream(backend, after, visible), ping=PING_S, send_timeout=30)
 
 
 @router.get("/audit/verify", response_model=AuditOut, summary="Check the audit log's hash chain")
