@@ -38,6 +38,7 @@ from hitl_tui.console.widgets.approvals import ApprovalsPane
 from hitl_tui.console.widgets.capabilities import CapabilitiesPane
 from hitl_tui.console.widgets.escalations import EscalationsPane
 from hitl_tui.console.widgets.review import ReviewPane
+from hitl_tui.console.widgets.text_viewer import TextViewer
 from hitl_tui.models import (
     DecisionIn,
     EscalationCreate,
@@ -536,7 +537,8 @@ async def test_review_full_result_and_filters(backend: LocalBackend, clock: Any)
         assert "more characters" in str(pane.detail._body.render())
         await pilot.press("enter")
         assert isinstance(app.screen, TextViewScreen)
-        assert str(app.screen.query_one("#text").render()).count("line") == 600
+        viewer = app.screen.query_one(TextViewer)
+        assert sum(viewer.row_text(r).count("line") for r in range(viewer.row_count)) == 600
         await pilot.press("escape", "slash")
         await pilot.press(*"since:1h agent:coder-agent", "enter")
         await settle(app, pilot)

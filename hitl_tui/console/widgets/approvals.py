@@ -15,7 +15,8 @@ from ..adapters import args_diff, changed_paths, one_line, quorum_text, request_
 from ..filters import Filter, FilterError
 from ..screens import ConfirmScreen, EditArgsScreen
 from .pane import Pane
-from .request_detail import RequestDetail
+from .request_detail import RequestDetail, request_full_text
+from .text_viewer import FullTextScreen
 from .virtual_table import Column, VirtualTable
 
 COLUMNS = [
@@ -50,6 +51,7 @@ class ApprovalsPane(Pane):
         Binding("e", "edit", "Edit"),
         Binding("space", "toggle_select", "Select"),
         Binding("A", "approve_selected", "Approve all"),
+        Binding("v", "view", "Full text", show=False),  # the footer is full at 80 columns; the detail says "press v"
         Binding("escape", "back", "Back to list", show=False),
     ]
 
@@ -100,6 +102,14 @@ class ApprovalsPane(Pane):
 
     def action_back(self) -> None:
         self.table.focus()
+
+    def action_view(self) -> None:
+        req = self.detail.request  # what the detail shows, even when it left the list
+        if req is None:
+            self.console.say("No request selected.", "warning")
+            return
+        full = request_full_text(req, self.console.now(), self.console.reviewer)
+        self.app.push_screen(FullTextScreen(request_label(req), full))
 
     def tick(self) -> None:
         super().tick()

@@ -1,4 +1,8 @@
-"""A chat-style view of one escalation thread: agent on the left, humans on the right, with times."""
+"""A chat-style view of one escalation thread: agent on the left, humans on the right, with times.
+
+Each message and the context are bounded (:mod:`hitl_tui.console.preview`); ``v`` in the pane shows
+the whole thread (:func:`thread_full_text`).
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,41 @@ from textual.content import Content
 from textual.widgets import Static
 
 from ...models import Escalation, EscalationMessage, MessageRole
-from ..adapters import block, clock_time, one_line
+from ..adapters import clock_time, one_line
+from ..preview import text_preview
+from .text_viewer import FullText
+
+#: characters of one message (and of the context) the conversation shows
+MESSAGE_CHARS = 2000
 
 
-def message_content(msg: EscalationMessage, now: datetime, reviewer: str) -> Content:
+def _message_head(msg: EscalationMessage, now: datetime, reviewer: str) -> Content:
     who = one_line(msg.author, 60)
     if msg.role is MessageRole.human and msg.author == reviewer:
         who += " (you)"
-    head = Content.assemble((who, "bold"), ("  " + clock_time(msg.at, now), "$text-muted"))
-    return Content.assemble(head, "\n", block(msg.text))
+    return Content.assemble((who, "bold"), ("  " + clock_time(msg.at, now), "$text-muted"))
+
+
+def message_content(msg: EscalationMessage, now: datetime, reviewer: str) -> Content:
+    text, _left = text_preview(msg.text, MESSAGE_CHARS)
+    return Content.assemble(_message_head(msg, now, reviewer), "\n", text)
+
+
+def context_content(esc: Escalation) -> Content:
+    text, _left = text_preview(esc.context or "", MESSAGE_CHARS)
+    return Content.assemble(("Context: ", "bold $text-muted"), text)
+
+
+def thread_full_text(esc: Escalation, now: datetime, reviewer: str) -> FullText:
+    """The whole thread, uncut, for the full-text viewer (``v``)."""
+    full = FullText()
+    if esc.context:
+        full.heading("Context", "bold $text-muted").text(esc.context)
+    for msg in esc.messages:
+        if full.lines:
+            full.add(Content(""))
+        full.add(_message_head(msg, now, reviewer)).text(msg.text)
+    return full
 
 
 class MessageBubble(Static):
@@ -57,9 +87,7 @@ class ChatView(VerticalScroll, can_focus=True):
             await self.remove_children()
             self._shown = 0
             if esc.context:
-                await self.mount(
-                    Static(Content.assemble(("Context: ", "bold $text-muted"), block(esc.context)), classes="context")
-                )
+                await self.mount(Static(context_content(esc), classes="context"))
         new = esc.messages[self._shown :]
         if new:
             await self.mount_all(

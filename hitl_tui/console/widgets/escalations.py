@@ -16,8 +16,9 @@ from ...models import Escalation, EscalationStatus, Event, Page
 from ..adapters import escalation_cells, one_line
 from ..filters import Filter, FilterError
 from ..screens import ConfirmScreen
-from .chat_view import ChatView
+from .chat_view import ChatView, thread_full_text
 from .pane import Pane
+from .text_viewer import FullTextScreen
 from .virtual_table import Column, VirtualTable
 
 COLUMNS = [
@@ -62,6 +63,7 @@ class EscalationsPane(Pane):
         Binding("r", "reply", "Reply"),
         Binding("t", "take_over", "Take over"),
         Binding("x", "resolve", "Resolve"),
+        Binding("v", "view", "Full text"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -179,6 +181,14 @@ class EscalationsPane(Pane):
             self.reply_box.value = ""
         self.apply(out)
         console.say(f"Replied to {one_line(out.agent, 40)} (#{out.id}).")
+
+    def action_view(self) -> None:
+        esc = self.chat.escalation
+        if esc is None:
+            self.console.say("No thread selected.", "warning")
+            return
+        title = Content.assemble(f"Escalation #{esc.id} from ", (one_line(esc.agent, 40), "bold"))
+        self.app.push_screen(FullTextScreen(title, thread_full_text(esc, self.console.now(), self.console.reviewer)))
 
     def action_take_over(self) -> None:
         esc = self._current()

@@ -1,4 +1,8 @@
-"""The detail panel of one approval request: arguments as highlighted JSON, policy reason, context, votes."""
+"""The detail panel of one approval request: arguments as highlighted JSON, policy reason, context, votes.
+
+The panel is bounded (:mod:`hitl_tui.console.preview`): it re-renders on every countdown tick, so a
+1 MB argument is cut with a marker and ``v`` (:func:`request_full_text`) shows all of it.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +14,53 @@ from textual.widgets import Static
 
 from ...models import ApprovalRequest, RequestStatus
 from ..adapters import (
-    block,
     clock_time,
     countdown,
     decided_banner,
-    json_content,
     one_line,
     quorum_text,
     short_duration,
 )
+from ..preview import DETAIL_CHARS, json_preview, shown_in_part, text_preview
+from .text_viewer import FullText
+
+#: each field's share of :data:`DETAIL_CHARS` (arguments share theirs with edited arguments)
+SHARES = {"summary": 0.15, "policy": 0.10, "args": 0.50, "context": 0.25}
 
 
-def request_content(req: ApprovalRequest, now: datetime, reviewer: str) -> Content:
+def _field_previews(req: ApprovalRequest) -> tuple[list[Content], bool]:
+    """Summary, policy reason, arguments and context, each cut to its share; and whether any was cut."""
+    parts: list[Content] = []
+    cut = False
+
+    def text(title: str, value: str, share: float) -> None:
+        nonlocal cut
+        shown, left = text_preview(value, int(DETAIL_CHARS * share))
+        parts.extend([Content(""), Content.styled(title, "bold $text-accent"), shown])
+        cut = cut or left > 0
+
+    def args(title: Content, value: object, budget: int) -> None:
+        nonlocal cut
+        shown, was_cut = json_preview(value, budget)
+        parts.extend([Content(""), title, shown])
+        cut = cut or was_cut
+
+    if req.summary:
+        text("Summary", req.summary, SHARES["summary"])
+    if req.policy_reason:
+        text("Policy", req.policy_reason, SHARES["policy"])
+    budget = int(DETAIL_CHARS * SHARES["args"])
+    if req.edited_args is not None:
+        budget //= 2
+    args(Content.styled("Arguments", "bold $text-accent"), req.args, budget)
+    if req.edited_args is not None:
+        args(Content.styled("Edited arguments (what runs)", "bold $text-warning"), req.edited_args, budget)
+    if req.context:
+        text("Agent context", req.context, SHARES["context"])
+    return parts, cut
+
+
+def _header(req: ApprovalRequest, now: datetime, reviewer: str) -> list[Content]:
     parts: list[Content] = []
     banner = decided_banner(req, now, reviewer)
     if banner is not None:
@@ -53,35 +92,57 @@ def request_content(req: ApprovalRequest, now: datetime, reviewer: str) -> Conte
             (countdown(left), "bold $text-warning" if left < 300 else "bold"),
         ]
     parts.append(Content.assemble(*times))
-    if req.summary:
-        parts += [Content(""), Content.styled("Summary", "bold $text-accent"), Content(block(req.summary))]
-    if req.policy_reason:
-        parts += [Content(""), Content.styled("Policy", "bold $text-accent"), Content(block(req.policy_reason))]
-    parts += [Content(""), Content.styled("Arguments", "bold $text-accent"), json_content(req.args)]
-    if req.edited_args is not None:
-        parts += [
-            Content(""),
-            Content.styled("Edited arguments (what runs)", "bold $text-warning"),
-            json_content(req.edited_args),
-        ]
-    if req.context:
-        parts += [Content(""), Content.styled("Agent context", "bold $text-accent"), Content(block(req.context))]
-    if req.approvals:
-        parts += [Content(""), Content.styled("Votes", "bold $text-accent")]
-        for v in req.approvals:
-            parts.append(
-                Content.assemble(
-                    "  ",
-                    (clock_time(v.at, now), "$text-muted"),
-                    "  ",
-                    (one_line(v.reviewer, 40), "bold"),
-                    " ",
-                    (v.decision, "$text-success" if v.decision == "approve" else "$text-error"),
-                    (" (edited)" if v.edited_args is not None else ""),
-                    (f": {one_line(v.reason, 300)}" if v.reason else ""),
-                )
+    return parts
+
+
+def _votes(req: ApprovalRequest, now: datetime, reason_limit: int | None) -> list[Content]:
+    if not req.approvals:
+        return []
+    parts = [Content(""), Content.styled("Votes", "bold $text-accent")]
+    for v in req.approvals:
+        parts.append(
+            Content.assemble(
+                "  ",
+                (clock_time(v.at, now), "$text-muted"),
+                "  ",
+                (one_line(v.reviewer, 40), "bold"),
+                " ",
+                (v.decision, "$text-success" if v.decision == "approve" else "$text-error"),
+                (" (edited)" if v.edited_args is not None else ""),
+                (f": {one_line(v.reason, reason_limit)}" if v.reason else ""),
             )
+        )
+    return parts
+
+
+def request_content(req: ApprovalRequest, now: datetime, reviewer: str) -> Content:
+    """The detail panel: at most about :data:`DETAIL_CHARS` characters, whatever the agent sent."""
+    parts = _header(req, now, reviewer)
+    fields, cut = _field_previews(req)
+    if cut:
+        parts.append(shown_in_part())
+    parts += fields
+    parts += _votes(req, now, 300)
     return Content("\n").join(parts)
+
+
+def request_full_text(req: ApprovalRequest, now: datetime, reviewer: str) -> FullText:
+    """Everything the request holds, uncut, for the full-text viewer (``v``)."""
+    full = FullText()
+    for part in _header(req, now, reviewer):
+        full.add(part)
+    if req.summary:
+        full.heading("Summary").text(req.summary)
+    if req.policy_reason:
+        full.heading("Policy").text(req.policy_reason)
+    full.heading("Arguments").json(req.args)
+    if req.edited_args is not None:
+        full.heading("Edited arguments (what runs)", "bold $text-warning").json(req.edited_args)
+    if req.context:
+        full.heading("Agent context").text(req.context)
+    for part in _votes(req, now, None):
+        full.add(part)
+    return full
 
 
 class RequestDetail(VerticalScroll, can_focus=True):

@@ -13,9 +13,10 @@ from ...errors import HitlError
 from ...models import Event, Page, ReviewItem, ReviewMark, Verdict
 from ..adapters import one_line, review_cells
 from ..filters import Filter, FilterError, parse_duration
-from ..screens import ConfirmScreen, TextViewScreen
+from ..screens import ConfirmScreen
 from .pane import Pane
-from .review_detail import ReviewDetail, review_content
+from .review_detail import ReviewDetail, review_full_text
+from .text_viewer import FullTextScreen
 from .virtual_table import Column, VirtualTable
 
 COLUMNS = [
@@ -128,7 +129,7 @@ class ReviewPane(Pane):
         title = Content.assemble(
             f"Review #{item.id} ", (one_line(item.tool, 60), "bold"), " by ", one_line(item.agent, 40)
         )
-        self.app.push_screen(TextViewScreen(title, review_content(item, self.console.now(), full=True)))
+        self.app.push_screen(FullTextScreen(title, review_full_text(item, self.console.now())))
 
     def action_mark_ok(self) -> None:
         items = self._targets()
