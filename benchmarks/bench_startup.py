@@ -5,6 +5,13 @@ Target: each command's median wall time <= 1.5 x the median of ``python -c "impo
 The runs are interleaved (one of each per round), so a noisy moment hits every command alike.
 Also reported: which heavy modules (textual, httpx, fastapi, uvicorn, psycopg) each command loads,
 from ``python -X importtime`` (none of them should).
+
+Bytecode: every process here runs as an installed ``hitl`` does, from compiled bytecode (pip
+compiles it at install time, and a first run writes it): the children get a private
+``PYTHONPYCACHEPREFIX`` (so nothing is written into the source tree) and no
+``PYTHONDONTWRITEBYTECODE``, and each command runs once before timing. The baseline gets the same.
+The figures without bytecode (every module of this tree compiled from source on every run, as
+under ``PYTHONDONTWRITEBYTECODE=1`` with no ``__pycache__``) are reported too, as ``*_source_*``.
 """
 
 from __future__ import annotations
@@ -52,41 +59,57 @@ def heavy_modules(cmd: list[str], e: dict[str, str], stdin: bytes | None = None)
     return sorted(m for m in HEAVY if m in loaded)
 
 
+def _round(e: dict[str, str], i: int, times: dict[str, list[float]]) -> None:
+    times["bare"].append(_run([sys.executable, "-c", "pass"], e)[0])
+    times["pydantic"].append(_run([sys.executable, "-c", "import pydantic"], e)[0])
+    times["hook"].append(_run([*HITL, "hook", "claude-code"], e, HOOK_EVENT)[0])
+    took, out = _run([*HITL, "request", "deploy", "--args", json.dumps({"env": "prod", "n": i}),
+                      "--agent", "ci-bot"], e)
+    times["request"].append(took)
+    request_id = out.split()[0]
+    times["approve"].append(_run([*HITL, "approve", request_id], e)[0])
+
+
 def run(quick: bool) -> list[Result]:
     rounds = 5 if quick else 25
+    source_rounds = 3 if quick else 9
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
-        e = env({"HITL_STORE": str(Path(tmp) / "hitl.db"), "HITL_CONFIG": str(Path(tmp) / "none.toml"),
-                 "HITL_REVIEWER": "alice"})
+        source = env({"HITL_STORE": str(Path(tmp) / "hitl.db"), "HITL_CONFIG": str(Path(tmp) / "none.toml"),
+                      "HITL_REVIEWER": "alice", "PYTHONDONTWRITEBYTECODE": "1"})
+        source.pop("PYTHONPYCACHEPREFIX", None)
+        e = {k: v for k, v in source.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        e["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
         # the hook's tool is allowed by a rule: it decides without waiting for anyone
         _run([*HITL, "policy", "rules", "add", "allow", "Read"], e)
         out = _run([*HITL, "hook", "claude-code"], e, HOOK_EVENT)[1]
         assert '"allow"' in out, out
+        _round(e, -1, {k: [] for k in ("bare", "pydantic", "hook", "request", "approve")})  # writes the bytecode
         times: dict[str, list[float]] = {"bare": [], "pydantic": [], "hook": [], "request": [], "approve": []}
         for i in range(rounds):
-            times["bare"].append(_run([sys.executable, "-c", "pass"], e)[0])
-            times["pydantic"].append(_run([sys.executable, "-c", "import pydantic"], e)[0])
-            times["hook"].append(_run([*HITL, "hook", "claude-code"], e, HOOK_EVENT)[0])
-            took, out = _run([*HITL, "request", "deploy", "--args", json.dumps({"env": "prod", "n": i}),
-                              "--agent", "ci-bot"], e)
-            times["request"].append(took)
-            request_id = out.split()[0]
-            times["approve"].append(_run([*HITL, "approve", request_id], e)[0])
+            _round(e, i, times)
+        from_source: dict[str, list[float]] = {k: [] for k in times}
+        for i in range(source_rounds):
+            _round(source, rounds + i, from_source)
         heavy = {
             "hook": heavy_modules([*HITL, "hook", "claude-code"], e, HOOK_EVENT),
             "request": heavy_modules([*HITL, "request", "deploy", "--agent", "ci-bot"], e),
             "approve": heavy_modules([*HITL, "ls"], e),
         }
     base = median(times["pydantic"])
+    source_base = median(from_source["pydantic"])
     results = []
     for cmd, label in (("hook", "hitl hook claude-code (autonomous)"), ("request", "hitl request (files)"),
                        ("approve", "hitl approve")):
         m = median(times[cmd])
+        sm = median(from_source[cmd])
         results.append(
             make_result(
                 f"startup: {label}",
                 {"wall_p50_s": m, "wall_p90_s": pct(times[cmd], 90), "runs": rounds,
-                 "heavy_modules_loaded": ",".join(heavy[cmd]) or "none"},
-                {"import_pydantic_p50_s": base, "bare_python_p50_s": median(times["bare"])},
+                 "heavy_modules_loaded": ",".join(heavy[cmd]) or "none",
+                 "wall_source_p50_s": sm, "ratio_source": sm / source_base, "runs_source": source_rounds},
+                {"import_pydantic_p50_s": base, "bare_python_p50_s": median(times["bare"]),
+                 "import_pydantic_source_p50_s": source_base},
                 ratio=m / base,
                 ratio_of="command / python -c 'import pydantic' (median wall time)",
                 target="<= 1.5 x python -c 'import pydantic'",

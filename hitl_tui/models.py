@@ -18,6 +18,10 @@ MAX_NAME = 200
 MAX_TEXT = 100_000
 DEFAULT_RESULT_LIMIT = 500
 
+#: every model builds its validator on first use, not at import: a command builds only the few it
+#: touches (start-up time: the Claude Code hook and shell gates start a process per call)
+_LAZY = ConfigDict(defer_build=True)
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -140,6 +144,8 @@ class Thresholds(_Strict):
 
 
 class ApprovalVote(BaseModel):
+    model_config = _LAZY
+
     reviewer: str
     decision: Literal["approve", "deny"]
     reason: str | None = None
@@ -148,6 +154,8 @@ class ApprovalVote(BaseModel):
 
 
 class ApprovalRequest(BaseModel):
+    model_config = _LAZY
+
     id: int
     agent: str
     tool: str
@@ -221,6 +229,8 @@ class DecisionIn(_Strict):
 
 
 class EscalationMessage(BaseModel):
+    model_config = _LAZY
+
     author: str
     role: MessageRole
     text: str
@@ -228,6 +238,8 @@ class EscalationMessage(BaseModel):
 
 
 class Escalation(BaseModel):
+    model_config = _LAZY
+
     id: int
     agent: str
     message: str
@@ -261,6 +273,8 @@ class MessageIn(_Strict):
 
 
 class ReviewItem(BaseModel):
+    model_config = _LAZY
+
     id: int
     agent: str
     tool: str
@@ -300,6 +314,8 @@ class ReviewMark(_Strict):
 
 
 class StageChange(BaseModel):
+    model_config = _LAZY
+
     at: datetime
     actor: str
     from_stage: Stage | None
@@ -309,7 +325,7 @@ class StageChange(BaseModel):
 
 
 class Capability(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     tool: Name
     stage: Stage = Stage.approval
@@ -328,7 +344,7 @@ class Capability(BaseModel):
 class Rule(BaseModel):
     """A permission rule like Claude Code's: ``Bash(git push:*)`` with allow / ask / deny."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     pattern: Annotated[str, Field(min_length=1, max_length=1000)]
     effect: RuleEffect
@@ -338,7 +354,7 @@ class Rule(BaseModel):
 
 
 class PolicySettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     unknown_stage: Stage = Stage.approval
     thresholds: Thresholds = Field(default_factory=Thresholds)
@@ -347,6 +363,8 @@ class PolicySettings(BaseModel):
 
 class Decision(BaseModel):
     """The policy's verdict on one call, with the reason in a reviewer's words."""
+
+    model_config = _LAZY
 
     route: Route
     reason: str
@@ -369,6 +387,8 @@ class TokenRole(StrEnum):
 
 class TokenInfo(BaseModel):
     """A bearer token's record. The secret itself is never stored, only its SHA-256."""
+
+    model_config = _LAZY
 
     name: str
     role: TokenRole
@@ -403,6 +423,8 @@ class EventKind(StrEnum):
 
 
 class Event(BaseModel):
+    model_config = _LAZY
+
     seq: int
     at: datetime
     kind: EventKind
@@ -415,6 +437,8 @@ class Event(BaseModel):
 
 class Page(BaseModel):
     """One slice of a long list plus the total, so a virtual list can size its scrollbar."""
+
+    model_config = _LAZY
 
     items: list[Any]
     total: int

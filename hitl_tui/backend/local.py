@@ -4,18 +4,22 @@ The event hub is the one reader of the change feed in a process: it sleeps on th
 signal, reads "events after N" once per wake, and fans each event out to every subscriber (console
 panes, the server's SSE streams) and to every waiter on that event's subject (agents waiting for a
 decision). 10,000 waiting agents cost one read per change, not 10,000.
+
+A short-lived process that makes one round of calls and waits for nothing (a CLI command, the
+Claude Code hook deciding an autonomous tool) opens ``LocalBackend(SQLiteStore(path, inline=True),
+hub=False)`` and drives its coroutines with :func:`run_inline`: the same methods, the same policy
+engine and the same store code, without an event loop, a store thread or the hub (and without
+importing asyncio: start-up time).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import getpass
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import HitlError, InvalidInput, StoreUnavailable
 from ..models import (
@@ -42,21 +46,41 @@ from ..models import (
 from ..store.base import AuditReport, Store
 from .base import Backend
 
+if TYPE_CHECKING:
+    import asyncio
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 HUB_IDLE_CHECK = 1.0  # seconds: how often an idle hub re-checks the store's health and deadlines
 
 
 def default_actor() -> str:
+    import getpass
+
     try:
         return getpass.getuser()
     except Exception:  # no user database entry (containers)
         return "reviewer"
 
 
+def run_inline(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to its end on this thread, without an event loop: for the calls of a
+    ``hub=False`` backend on an inline store, which never suspend. A coroutine that does suspend
+    (it would wait for something) is closed and raises ``HitlError``: callers fail closed."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coro.close()
+    raise HitlError("internal error: a single-shot backend call tried to wait (that needs an event loop)")
+
+
 async def _wait_flag(flag: asyncio.Event, timeout: float | None) -> None:
     """Wait for ``flag`` up to ``timeout``. (Not ``asyncio.wait_for``: on Python 3.11 it can
     swallow a cancellation that arrives just as the flag is set.)"""
+    import asyncio
+
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(timeout):
             await flag.wait()
@@ -75,8 +99,12 @@ class LocalBackend(Backend):
         actor: str | None = None,
         settings: PolicySettings | None = None,
         expire_sweep: bool = True,
+        hub: bool = True,
     ) -> None:
+        """``hub=False``: single-shot calls only (see the module docstring): the policy is read
+        from the store on each evaluation, and waiting or subscribing raises ``HitlError``."""
         self.store = store
+        self._hub_enabled = hub
         self.actor = actor or default_actor()
         self.settings = settings or PolicySettings()
         self.expire_sweep = expire_sweep
@@ -97,7 +125,14 @@ class LocalBackend(Backend):
         return clock() if clock else datetime.now(UTC)
 
     # ================================================================= event hub
+    def _need_hub(self) -> None:
+        if not self._hub_enabled:
+            raise HitlError("internal error: this backend was opened for single-shot calls: it cannot wait")
+
     async def _ensure_hub(self) -> None:
+        self._need_hub()
+        import asyncio
+
         loop = asyncio.get_running_loop()
         if self._hub is not None and not self._hub.done() and self._hub_loop is loop:
             assert self._hub_ready is not None
@@ -112,6 +147,8 @@ class LocalBackend(Backend):
             raise StoreUnavailable(f"the store cannot be read: {self._failure}")
 
     async def _run_hub(self) -> None:
+        import asyncio
+
         assert self._hub_ready is not None
         try:
             self._hub_seq = await self.store.last_seq()
@@ -169,8 +206,9 @@ class LocalBackend(Backend):
     async def _policy(self) -> Any:
         from ..policy import PolicyEngine
 
-        with contextlib.suppress(StoreUnavailable):
-            await self._ensure_hub()  # keeps the cached engine fresh; without it, reload each time
+        if self._hub_enabled:
+            with contextlib.suppress(StoreUnavailable):
+                await self._ensure_hub()  # keeps the cached engine fresh; without it, reload each time
         engine = self._engine
         if engine is not None and await self.store.last_seq() > self._hub_seq:
             engine = None  # the hub has not seen the newest events yet: they may change the policy
@@ -220,6 +258,8 @@ class LocalBackend(Backend):
 
     async def _wait_subject(self, subject: str, until_loop_time: float | None) -> None:
         """Sleep until an event on ``subject`` arrives, the hub fails, or the time comes."""
+        import asyncio
+
         flag = asyncio.Event()
         self._waiters[subject].add(flag)
         try:
@@ -233,6 +273,9 @@ class LocalBackend(Backend):
                     self._waiters.pop(subject, None)
 
     async def wait_for_request(self, request_id: int, timeout: float | None = None) -> ApprovalRequest:
+        self._need_hub()
+        import asyncio
+
         loop = asyncio.get_running_loop()
         give_up = None if timeout is None else loop.time() + timeout
         subject = f"request:{request_id}"
@@ -289,6 +332,9 @@ class LocalBackend(Backend):
     async def wait_for_escalation(
         self, escalation_id: int, seen_messages: int, timeout: float | None = None
     ) -> Escalation:
+        self._need_hub()
+        import asyncio
+
         loop = asyncio.get_running_loop()
         give_up = None if timeout is None else loop.time() + timeout
         subject = f"escalation:{escalation_id}"
@@ -388,6 +434,9 @@ class LocalBackend(Backend):
         return await self.store.events_after(seq, limit)
 
     async def subscribe(self, after_seq: int | None = None) -> AsyncIterator[Event]:  # type: ignore[override]
+        self._need_hub()
+        import asyncio
+
         await self._ensure_hub()
         queue: asyncio.Queue[Event | _Failure] = asyncio.Queue()
         self._subs.add(queue)

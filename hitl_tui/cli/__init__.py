@@ -3,13 +3,18 @@
 Command groups live in sibling modules, each with ``register(subparsers)``. Heavy imports
 (textual, httpx, fastapi) happen inside the commands that need them, so ``hitl request`` and
 ``hitl hook`` start fast.
+
+Start-up time matters: the Claude Code hook and shell gates start a process per tool call. A
+command marked :func:`single_shot` (one round of backend calls, no waiting) runs *inline* on an
+embedded SQLite store: the same async command and backend methods, driven to completion without
+an event loop, a store thread or the event hub (see ``hitl_tui.backend.local``), so such a process
+never imports asyncio. Every other command, and every command on a server or on PostgreSQL, runs
+under ``asyncio.run`` as before.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import inspect
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -59,6 +64,7 @@ class Context:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._backend: Any = None
+        self.inline = False  # set by main for a single-shot command on an embedded SQLite store
 
     @property
     def reviewer(self) -> str:
@@ -70,13 +76,27 @@ class Context:
         if self._backend is None:
             from ..backend import open_backend
 
-            self._backend = open_backend(self.settings)
+            self._backend = open_backend(self.settings, inline=self.inline)
         return self._backend
 
     async def aclose(self) -> None:
         if self._backend is not None:
             await self._backend.close()
             self._backend = None
+
+
+def single_shot(
+    when: Callable[[argparse.Namespace, Context], bool] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark an async command that makes one round of backend calls and never waits for an event
+    (``when(args, ctx)``: only then). On an embedded SQLite store it runs inline (module docstring).
+    A marked command that does try to wait fails with an internal error (exit 3): never a hang."""
+
+    def mark(func: Callable[..., Any]) -> Callable[..., Any]:
+        func.single_shot = when or (lambda args, ctx: True)  # type: ignore[attr-defined]
+        return func
+
+    return mark
 
 
 def add_json_flag(p: argparse.ArgumentParser) -> None:
@@ -196,6 +216,42 @@ async def _run_async(func: Callable[..., Any], args: argparse.Namespace, ctx: Co
             pass
 
 
+def _runs_inline(func: Callable[..., Any], args: argparse.Namespace, ctx: Context) -> bool:
+    when = getattr(func, "single_shot", None)
+    if when is None:
+        return False
+    from ..backend import can_open_inline
+
+    return can_open_inline(ctx.settings) and bool(when(args, ctx))
+
+
+def _run_command(func: Callable[..., Any], args: argparse.Namespace, ctx: Context) -> int:
+    import inspect
+
+    if not inspect.iscoroutinefunction(func):
+        return int(func(args, ctx) or 0)
+    if not _runs_inline(func, args, ctx):
+        import asyncio
+
+        return asyncio.run(_run_async(func, args, ctx))
+    from ..backend.local import run_inline
+
+    ctx.inline = True
+    return run_inline(_run_async(func, args, ctx))
+
+
+def quiet_logging(command: str | None) -> None:
+    """Warnings stay out of the terminal for every command but ``serve`` (which logs properly): an
+    error is reported once, in one line, by the command itself (say, not again as the event hub's
+    "event hub stopped" warning through logging's last-resort handler). Errors logged on purpose
+    (the hook's "could not log ... for review") still reach stderr that way."""
+    if command == "serve":
+        return
+    import logging
+
+    logging.getLogger().setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
     words = list(argv if argv is not None else sys.argv[1:])
     parser = build_parser(words)
@@ -203,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         args.command = "console"
         args = build_parser([*words, "console"]).parse_args([*words, "console"])
+    quiet_logging(args.command)
     from pathlib import Path
 
     try:
@@ -220,9 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        if inspect.iscoroutinefunction(func):
-            return asyncio.run(_run_async(func, args, ctx))
-        return int(func(args, ctx) or 0)
+        return _run_command(func, args, ctx)
     except KeyboardInterrupt:
         return 130
     except (NotFound, InvalidInput) as exc:

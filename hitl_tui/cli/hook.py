@@ -82,24 +82,59 @@ def _usage(p: argparse.ArgumentParser) -> Any:
 # --------------------------------------------------------------------------- hook
 
 
-async def cmd_claude_code(args: argparse.Namespace, ctx: Any) -> int:
-    """Always exits 0 with an answer for PreToolUse: a failure is a ``deny``, never a crash."""
-    from ..integrations.claude_code import deny, handle_event
+def cmd_claude_code(args: argparse.Namespace, ctx: Any) -> int:
+    """Always exits 0 with an answer for PreToolUse: a failure is a ``deny``, never a crash.
+
+    On an embedded SQLite store, what the policy alone settles is answered inline (no event loop,
+    no threads: this runs before every tool call); the rest goes through the gate under asyncio."""
+    from ..backend import can_open_inline
+    from ..integrations.claude_code import NEEDS_GATE, answer_inline, deny
 
     try:
         raw = sys.stdin.buffer.read()
+    except Exception as exc:
+        _print_json(deny(f"error: {type(exc).__name__}: {exc}").to_output())
+        return EXIT_OK
+    out: Any = NEEDS_GATE
+    if can_open_inline(ctx.settings):
+        from ..backend.local import run_inline
+
+        ctx.inline = True
+        try:
+            out = answer_inline(raw, ctx.backend, settings=ctx.settings, agent=args.agent, timeout=args.timeout)
+        finally:
+            try:
+                run_inline(ctx.aclose())
+            except Exception:
+                pass
+            ctx.inline = False
+    if out is NEEDS_GATE:
+        import asyncio
+
+        out = asyncio.run(_through_the_gate(raw, args, ctx))
+    if out is not None:
+        _print_json(out)
+    return EXIT_OK
+
+
+async def _through_the_gate(raw: bytes, args: argparse.Namespace, ctx: Any) -> dict[str, Any] | None:
+    from ..integrations.claude_code import deny, handle_event
+
+    try:
         from ..sdk.notify import notifiers_from_settings
 
         notifiers = notifiers_from_settings(ctx.settings.notify)
     except Exception as exc:
-        _print_json(deny(f"error: {type(exc).__name__}: {exc}").to_output())
-        return EXIT_OK
-    out = await handle_event(
-        raw, ctx.backend, settings=ctx.settings, agent=args.agent, timeout=args.timeout, notifiers=notifiers
-    )
-    if out is not None:
-        _print_json(out)
-    return EXIT_OK
+        return deny(f"error: {type(exc).__name__}: {exc}").to_output()
+    try:
+        return await handle_event(
+            raw, ctx.backend, settings=ctx.settings, agent=args.agent, timeout=args.timeout, notifiers=notifiers
+        )
+    finally:
+        try:
+            await ctx.aclose()
+        except Exception:
+            pass
 
 
 def _print_json(obj: Any) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..models import ApprovalRequest, DecisionIn, RequestStatus
 from ..text import sanitise
-from . import EXIT_DENIED, EXIT_ERROR, EXIT_EXPIRED, EXIT_OK, add_json_flag, fail
+from . import EXIT_DENIED, EXIT_ERROR, EXIT_EXPIRED, EXIT_OK, add_json_flag, fail, single_shot
 from .output import age, build, emit_json, parse_json_object, print_table
 
 REQUEST_EXIT_HELP = """\
@@ -91,6 +91,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_deny)
 
 
+@single_shot()
 async def cmd_ls(args: argparse.Namespace, ctx: Any) -> int:
     status = None if args.status == "all" else RequestStatus(args.status)
     page = await ctx.backend().list_requests(status, agent=args.agent, tool=args.tool, limit=args.limit)
@@ -153,6 +154,7 @@ def describe_request(r: ApprovalRequest) -> str:
     return "\n".join(lines)
 
 
+@single_shot()
 async def cmd_show(args: argparse.Namespace, ctx: Any) -> int:
     r = await ctx.backend().get_request(args.id)
     if args.json:
@@ -173,11 +175,13 @@ async def _decide(args: argparse.Namespace, ctx: Any, decision: DecisionIn) -> i
     return 0
 
 
+@single_shot()
 async def cmd_approve(args: argparse.Namespace, ctx: Any) -> int:
     edited = parse_json_object(args.edited_args) if args.edited_args is not None else None
     return await _decide(args, ctx, build(DecisionIn, decision="approve", reason=args.reason, edited_args=edited))
 
 
+@single_shot()
 async def cmd_deny(args: argparse.Namespace, ctx: Any) -> int:
     return await _decide(args, ctx, build(DecisionIn, decision="deny", reason=args.reason))
 
@@ -189,6 +193,14 @@ def _agent_name(args: argparse.Namespace) -> str:
     return args.agent or os.environ.get("HITL_AGENT") or "shell"
 
 
+def _files_without_waiting(args: argparse.Namespace, ctx: Any) -> bool:
+    """``hitl request`` without ``--wait`` and without notifiers to send: one round of calls."""
+    from ..sdk.notify import notifiers_from_settings
+
+    return not args.wait and not notifiers_from_settings(ctx.settings.notify)
+
+
+@single_shot(_files_without_waiting)
 async def cmd_request(args: argparse.Namespace, ctx: Any) -> int:
     """Every failure exits 3 (never 0, never a misleading 1): the caller must not run the tool."""
     try:
@@ -264,6 +276,7 @@ async def _request(args: argparse.Namespace, ctx: Any) -> int:
     return STATUS_EXIT[clearance.status]
 
 
+@single_shot()
 async def cmd_cancel(args: argparse.Namespace, ctx: Any) -> int:
     r = await ctx.backend().cancel_request(args.id, ctx.reviewer, args.reason)
     if args.json:

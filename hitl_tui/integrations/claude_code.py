@@ -30,11 +30,14 @@ to after-the-fact review (``review_after``), it logs the call and the tool's res
 
 The agent name is ``claude-code:<first 8 characters of the session id>`` unless ``--agent`` names
 it, so rules and stages can be scoped to it (see the policy module).
+
+The hook runs before every tool call, so its start-up time counts: :func:`answer_inline` answers
+what the policy alone settles (and bad input, and PostToolUse) on a single-shot backend, without
+an event loop or the gate's waiting machinery; everything else goes through :func:`handle_event`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Callable
@@ -46,7 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..backend.base import Backend
 from ..config import Settings
 from ..errors import HitlError, InvalidInput
-from ..models import ReviewCreate, ReviewItem, Route
+from ..models import Decision, ReviewCreate, ReviewItem, Route
 from ..text import sanitise
 
 log = logging.getLogger(__name__)
@@ -62,10 +65,19 @@ POST_TOOL_USE = "PostToolUse"
 PermissionDecision = Literal["allow", "deny", "ask"]
 
 
+class _NeedsGate:
+    def __repr__(self) -> str:
+        return "NEEDS_GATE"
+
+
+#: what :func:`answer_inline` returns when it cannot answer alone: call :func:`handle_event`
+NEEDS_GATE = _NeedsGate()
+
+
 class HookInput(BaseModel):
     """The part of a Claude Code hook event the gate reads (unknown fields are kept and ignored)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     hook_event_name: str
     session_id: str | None = None
@@ -174,21 +186,37 @@ async def pre_tool_use(gate: Any, hook: HookInput, timeout: float) -> HookDecisi
         idempotency_key=_idempotency_key(hook, gate.agent),
         wait=True,
     )
-    req = clearance.request
+    return _answer(clearance.status, clearance.reason, clearance.log_review, clearance.request, clearance.args)
+
+
+def _answer(
+    status: str, reason: str, log_review: bool = False, req: Any = None, args: dict[str, Any] | None = None
+) -> HookDecision:
+    """The hook's answer for a gate clearance (its status, reason, request and arguments)."""
     ref = f" (request {req.id})" if req is not None else ""
-    if clearance.status == "autonomous":
-        note = "; logged for review after it runs" if clearance.log_review else ""
-        return HookDecision("allow", f"hitl: {clearance.reason}{note}")
-    if clearance.status == "approved":
+    if status == "autonomous":
+        note = "; logged for review after it runs" if log_review else ""
+        return HookDecision("allow", f"hitl: {reason}{note}")
+    if status == "approved":
         edited = req is not None and req.edited_args is not None
         if edited:
-            return HookDecision("allow", f"hitl: {clearance.reason}{ref}; run with the reviewer's edit", clearance.args)
-        return HookDecision("allow", f"hitl: {clearance.reason}{ref}")
-    if clearance.status == "escalated":
-        return deny(f"{clearance.reason}. A human takes over this step: do not retry it; wait for instructions.")
-    if clearance.status == "pending":  # cannot happen with wait=True; never allow it
+            return HookDecision("allow", f"hitl: {reason}{ref}; run with the reviewer's edit", args)
+        return HookDecision("allow", f"hitl: {reason}{ref}")
+    if status == "escalated":
+        return deny(f"{reason}. A human takes over this step: do not retry it; wait for instructions.")
+    if status == "pending":  # cannot happen with wait=True; never allow it
         return deny(f"no decision yet{ref}")
-    return deny(f"{clearance.status}: {clearance.reason}{ref}")
+    return deny(f"{status}: {reason}{ref}")
+
+
+def _settled_by_policy(decision: Decision) -> HookDecision | None:
+    """The answer when the policy alone settles the call, as ``Gate.check`` settles it: the tool
+    runs (autonomous, or autonomous with review after it) or it is blocked. None: a human is needed."""
+    if decision.route in (Route.autonomous, Route.review):
+        return _answer("autonomous", decision.reason, log_review=decision.route is Route.review)
+    if decision.route is Route.blocked:
+        return _answer("blocked", decision.reason)
+    return None
 
 
 async def post_tool_use(backend: Backend, agent: str, hook: HookInput, settings: Settings) -> ReviewItem | None:
@@ -229,25 +257,16 @@ async def handle_event(
 ) -> dict[str, Any] | None:
     """Answer one hook event. Returns the JSON to print (None: print nothing). Never raises
     for a PreToolUse event: every failure becomes a ``deny`` with the reason."""
+    import asyncio
+
     settings = settings or Settings()
-    try:
-        hook = parse_hook_input(raw)
-    except InvalidInput as exc:
-        return deny(exc.message).to_output()
+    triage = _triage(raw, timeout)
+    if isinstance(triage, dict):
+        return triage
+    hook, seconds = triage
     if hook.hook_event_name == POST_TOOL_USE:
-        try:
-            await post_tool_use(backend_factory(), agent_name(hook, agent), hook, settings)
-        except Exception as exc:  # the tool already ran: report, never block
-            log.error("hitl: could not log %s for review: %s", hook.tool_name, _explain(exc))
+        await _post(backend_factory, hook, agent, settings)
         return None
-    if hook.hook_event_name != PRE_TOOL_USE:
-        return deny(
-            f"`hitl hook claude-code` handles PreToolUse and PostToolUse, not {hook.hook_event_name!r}"
-        ).to_output()
-    try:
-        seconds = check_timeout(timeout)
-    except InvalidInput as exc:
-        return deny(exc.message).to_output()
     try:
         decision = await asyncio.wait_for(
             _pre(backend_factory, hook, agent, seconds, settings, notifiers), seconds + ANSWER_MARGIN_S
@@ -257,6 +276,75 @@ async def handle_event(
     except Exception as exc:
         decision = deny(f"error: {_explain(exc)}")
     return decision.to_output()
+
+
+def answer_inline(
+    raw: str | bytes,
+    backend_factory: Callable[[], Backend],
+    *,
+    settings: Settings | None = None,
+    agent: str | None = None,
+    timeout: str | float | None = None,
+) -> dict[str, Any] | _NeedsGate | None:
+    """:func:`handle_event` for what needs no waiting, on a single-shot backend (``hub=False``, an
+    inline store: its calls run with ``run_inline``, no event loop): bad input, PostToolUse, and a
+    PreToolUse call the policy alone settles (it runs, or it is blocked), answered exactly as
+    :func:`handle_event` answers it. Returns :data:`NEEDS_GATE` for everything else -- a human is
+    needed, the policy cannot be read, the call fails the gate's own checks -- and then
+    :func:`handle_event` (with a full backend) files, waits and explains."""
+    from ..backend.local import run_inline
+
+    settings = settings or Settings()
+    triage = _triage(raw, timeout)
+    if isinstance(triage, dict):
+        return triage
+    hook, _ = triage
+    if hook.hook_event_name == POST_TOOL_USE:
+        run_inline(_post(backend_factory, hook, agent, settings))
+        return None
+    who = agent_name(hook, agent)
+    if len(who) > 200 or not _json_safe(hook.tool_input):  # the gate refuses these: let it say why
+        return NEEDS_GATE
+    try:
+        decision = run_inline(backend_factory().evaluate(hook.tool_name, hook.tool_input, None, agent=who))
+    except Exception:  # the gate reports it (and fails closed)
+        return NEEDS_GATE
+    answer = _settled_by_policy(decision)
+    return NEEDS_GATE if answer is None else answer.to_output()
+
+
+def _json_safe(args: dict[str, Any]) -> bool:
+    try:
+        json.dumps(args, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _triage(raw: str | bytes, timeout: str | float | None) -> dict[str, Any] | tuple[HookInput, float]:
+    """The ``deny`` to print for bad input, an unknown event or a bad ``--timeout``; else the event
+    and the timeout (not checked for PostToolUse, which waits for nothing)."""
+    try:
+        hook = parse_hook_input(raw)
+    except InvalidInput as exc:
+        return deny(exc.message).to_output()
+    if hook.hook_event_name == POST_TOOL_USE:
+        return hook, 0.0
+    if hook.hook_event_name != PRE_TOOL_USE:
+        return deny(
+            f"`hitl hook claude-code` handles PreToolUse and PostToolUse, not {hook.hook_event_name!r}"
+        ).to_output()
+    try:
+        return hook, check_timeout(timeout)
+    except InvalidInput as exc:
+        return deny(exc.message).to_output()
+
+
+async def _post(backend_factory: Callable[[], Backend], hook: HookInput, agent: str | None, settings: Settings) -> None:
+    try:
+        await post_tool_use(backend_factory(), agent_name(hook, agent), hook, settings)
+    except Exception as exc:  # the tool already ran: report, never block
+        log.error("hitl: could not log %s for review: %s", hook.tool_name, _explain(exc))
 
 
 async def _pre(

@@ -21,7 +21,6 @@ Exceptions raised by the tool itself propagate unchanged.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import json
@@ -307,6 +306,8 @@ class Gate:
             await notify_all(self.notifiers, request_notification(req, self.command_prefix))
         if not wait:
             return self._settled(tool, args, decision, req, pending_ok=True)
+        import asyncio  # only here: a CLI call that files without waiting never loads asyncio (start-up time)
+
         try:
             req = await self.backend.wait_for_request(req.id, timeout=timeout_s + WAIT_GRACE_S)
         except asyncio.CancelledError:
@@ -351,6 +352,8 @@ class Gate:
         return Clearance(tool, args, "error", f"unexpected request status {status.value}", decision, req)
 
     async def _cancel_quietly(self, request_id: int, reason: str) -> None:
+        import asyncio
+
         try:
             await asyncio.shield(
                 asyncio.wait_for(self.backend.cancel_request(request_id, self.agent, reason), CANCEL_TIMEOUT_S)
@@ -420,6 +423,8 @@ class Gate:
         try:
             result = await _call(fn, clearance.args)
         except BaseException as exc:
+            import asyncio
+
             if clearance.log_review and not isinstance(exc, asyncio.CancelledError):
                 await self.record(clearance, f"raised {type(exc).__name__}: {exc}")
             raise
@@ -542,6 +547,8 @@ class Gate:
         self, escalation_id: int, seen_messages: int | None = None, *, timeout: float | None = None
     ) -> EscalationResult:
         """Wait for a human message after the first ``seen_messages`` (default: all so far)."""
+        import asyncio
+
         limit = self.settings.escalation.timeout_s if timeout is None else timeout
         try:
             if seen_messages is None:

@@ -10,7 +10,6 @@ in a message; the message ends with the exact commands that decide the request.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import shlex
@@ -123,6 +122,7 @@ async def notify_all(notifiers: Iterable[Notifier], note: Notification, *, deadl
     targets = list(notifiers)
     if not targets:
         return 0
+    import asyncio  # only here: a CLI call with no notifiers never loads asyncio (start-up time)
 
     async def one(n: Notifier) -> bool:
         try:
@@ -213,6 +213,8 @@ class SmtpNotifier:
             smtp.send_message(msg)
 
     async def send(self, note: Notification) -> None:
+        import asyncio
+
         await asyncio.to_thread(self._send_sync, self.message(note))
 
 

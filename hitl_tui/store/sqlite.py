@@ -4,11 +4,16 @@ All SQL runs on one worker thread that owns the connection, so the asyncio loop 
 the database. A second, tiny thread watches ``PRAGMA data_version`` while anyone is waiting for
 changes: that is the cross-process change signal (another process's commit shows up within one
 tick, about 10 ms) and it costs one cheap pragma per tick only while there are listeners.
+
+``inline=True`` opens the same store for one short-lived process (a CLI command, the Claude Code
+hook): no worker thread, each job runs on the caller's thread the moment it is submitted, so a
+coroutine of this store finishes without ever suspending and needs no event loop (see
+``hitl_tui.backend.local.run_inline``). Writes still go through ``_flush``: same transaction,
+same events, same durability.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import queue
@@ -20,7 +25,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import Conflict, InvalidInput, NotFound, StoreUnavailable, decided_conflict
 from ..models import (
@@ -51,6 +56,9 @@ from ..models import (
 )
 from .base import GENESIS_HASH, AuditReport, Store, event_hash
 from .schema import SQLITE_MIGRATIONS
+
+if TYPE_CHECKING:
+    import asyncio
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
@@ -104,6 +112,8 @@ class ChangeNotifier:
                 pass
 
     async def wait(self, after: int, timeout: float) -> int:
+        import asyncio  # not at module level: an inline store (a CLI command) never loads asyncio
+
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[int] = loop.create_future()
         with self._lock:
@@ -143,9 +153,11 @@ class SQLiteStore(Store):
         clock: Clock | None = None,
         prevent_self_review: bool = True,
         busy_timeout: float = 60.0,
+        inline: bool = False,
     ) -> None:
         """``busy_timeout``: the longest a write waits for another connection's lock before it
-        fails (``StoreUnavailable``, so callers fail closed) instead of hanging."""
+        fails (``StoreUnavailable``, so callers fail closed) instead of hanging. ``inline``: no
+        worker thread; every call runs on the caller's thread (see the module docstring)."""
         self.path = Path(path).expanduser()
         self.busy_timeout = busy_timeout
         self.url = f"sqlite:///{self.path}"
@@ -158,12 +170,18 @@ class SQLiteStore(Store):
         self.notifier = ChangeNotifier()
         self._watcher: threading.Thread | None = None
         self._watch_stop = threading.Event()
-        self._worker = threading.Thread(target=self._work, name="hitl-sqlite", daemon=True)
-        self._worker.start()
+        self.inline = inline
+        self._worker: threading.Thread | None = None
+        if not inline:
+            self._worker = threading.Thread(target=self._work, name="hitl-sqlite", daemon=True)
+            self._worker.start()
         try:
             self._submit("call", self._open, ()).result()
         except (sqlite3.Error, OSError) as exc:
             self._jobs.put(None)
+            if inline and self._conn is not None:
+                self._conn.close()
+                self._conn = None
             detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise StoreUnavailable(f"cannot open store {self.path}: {detail}") from None
 
@@ -194,7 +212,7 @@ class SQLiteStore(Store):
     def _migrate(self, conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version >= len(SQLITE_MIGRATIONS):
-            return
+            return  # the schema is current: one pragma read, no transaction
         conn.execute("BEGIN IMMEDIATE")
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -213,7 +231,15 @@ class SQLiteStore(Store):
     # durable (synchronous=FULL) before its caller hears back.
     def _submit(self, kind: str, fn: Callable[..., Any], args: tuple[Any, ...]) -> Future[Any]:
         fut: Future[Any] = Future()
-        self._jobs.put(_Job(kind, fn, args, fut))
+        if not self.inline:
+            self._jobs.put(_Job(kind, fn, args, fut))
+        elif kind == "write":  # inline: a batch of one, on this thread
+            self._flush([_Job(kind, fn, args, fut)])
+        elif fut.set_running_or_notify_cancel():
+            try:
+                fut.set_result(fn(*args))
+            except BaseException as exc:
+                fut.set_exception(exc)
         return fut
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -221,6 +247,10 @@ class SQLiteStore(Store):
             raise StoreUnavailable("the store is closed")
         fut = self._submit("write", args[0], ()) if fn == self._write else self._submit("call", fn, args)
         try:
+            if fut.done():  # an inline store ran it already: return without suspending
+                return fut.result()
+            import asyncio
+
             return await asyncio.wrap_future(fut)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"store error ({self.path}): {exc}") from exc
@@ -1144,13 +1174,22 @@ class SQLiteStore(Store):
     async def close(self) -> None:
         if self._closed:
             return
+        if self._worker is None and self._watcher is None:  # inline, nothing to wait for
+            self.close_sync()
+            return
         self._closed = True
         self._watch_stop.set()
         self._jobs.put(None)
+        import asyncio
+
         await asyncio.to_thread(self._join)
 
     def _join(self) -> None:
-        self._worker.join(30)
+        if self._worker is not None:
+            self._worker.join(30)
+        elif self._conn is not None:  # inline: the connection lives on the caller's thread
+            self._conn.close()
+            self._conn = None
         if self._watcher is not None:
             self._watcher.join(5)
 
