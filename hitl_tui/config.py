@@ -2,12 +2,12 @@
 
 The file lives in the platformdirs config dir (``hitl config path`` prints it; ``HITL_CONFIG``
 points elsewhere). Validation errors name the key and the file.
+
+(No ``from __future__ import annotations``: string annotations would be evaluated one by one each
+time the settings models are defined, on every command's start-up.)
 """
 
-from __future__ import annotations
-
 import os
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -159,6 +159,8 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
     path = path or config_path()
     data: dict[str, Any] = {}
     if path.exists():
+        import tomllib  # only with a file to read (start-up time)
+
         try:
             with path.open("rb") as fh:
                 data = tomllib.load(fh)

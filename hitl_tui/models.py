@@ -3,9 +3,12 @@
 Records (``ApprovalRequest``, ``Escalation``, ``ReviewItem``, ``Capability``, ``Event``) are what
 the store returns.  Inputs (``RequestCreate``, ``DecisionIn``, ...) are what callers send; they
 validate strictly (unknown fields are rejected) so bad input gets a clear error and writes nothing.
-"""
 
-from __future__ import annotations
+Start-up time (every CLI call and the Claude Code hook import this module): each model builds its
+validator on first use (``defer_build``), and annotations are real objects, not strings (no
+``from __future__ import annotations``), so defining a model evaluates nothing: a name used before
+its class exists needs quotes (``-> "Thresholds"``).
+"""
 
 import json
 from datetime import UTC, datetime
@@ -98,7 +101,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, defer_build=True)
 
     @model_validator(mode="after")
-    def _valid_unicode(self) -> _Strict:
+    def _valid_unicode(self) -> "_Strict":
         for name, value in self.__dict__.items():
             if isinstance(value, str):
                 try:
@@ -134,7 +137,7 @@ class Thresholds(_Strict):
     approval: Confidence = 60
 
     @model_validator(mode="after")
-    def _ordered(self) -> Thresholds:
+    def _ordered(self) -> "Thresholds":
         if self.approval > self.autonomous:
             raise ValueError("approval threshold must not exceed the autonomous threshold")
         return self
@@ -219,7 +222,7 @@ class DecisionIn(_Strict):
         return None if v is None else _check_json_object(v)
 
     @model_validator(mode="after")
-    def _deny_has_no_edit(self) -> DecisionIn:
+    def _deny_has_no_edit(self) -> "DecisionIn":
         if self.decision == "deny" and self.edited_args is not None:
             raise ValueError("a denial cannot carry edited arguments")
         return self

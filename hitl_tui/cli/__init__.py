@@ -240,16 +240,24 @@ def _run_command(func: Callable[..., Any], args: argparse.Namespace, ctx: Contex
     return run_inline(_run_async(func, args, ctx))
 
 
-def quiet_logging(command: str | None) -> None:
-    """Warnings stay out of the terminal for every command but ``serve`` (which logs properly): an
-    error is reported once, in one line, by the command itself (say, not again as the event hub's
-    "event hub stopped" warning through logging's last-resort handler). Errors logged on purpose
-    (the hook's "could not log ... for review") still reach stderr that way."""
+def setup_process(command: str | None) -> None:
+    """For every command but ``serve`` (a server, which logs properly and may be observed):
+
+    * warnings stay out of the terminal: an error is reported once, in one line, by the command
+      itself (not again as, say, the event hub's "event hub stopped" warning through logging's
+      last-resort handler); errors logged on purpose (the hook's "could not log ... for review")
+      still reach stderr that way;
+    * pydantic plugins are off (``PYDANTIC_DISABLE_PLUGINS``, unless set): finding them scans the
+      entry points of every installed distribution when the first model validator is built, which
+      costs a hook or gate call more than its own work does (start-up time).
+    """
     if command == "serve":
         return
     import logging
+    import os
 
     logging.getLogger().setLevel(logging.ERROR)
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -259,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         args.command = "console"
         args = build_parser([*words, "console"]).parse_args([*words, "console"])
-    quiet_logging(args.command)
+    setup_process(args.command)
     from pathlib import Path
 
     try:

@@ -28,7 +28,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ..backend.base import Backend
 from ..config import Settings
@@ -46,10 +46,12 @@ from ..models import (
     ReviewItem,
     Route,
 )
-from .digest import Digest, build_digest
 from .escalation import EscalationOutcome, EscalationResult, find_trigger, outcome_of
 from .notify import Notifier, escalation_notification, notifiers_from_settings, notify_all, request_notification
-from .plan import ActionLike, ParsedPlan, PlanReport, PlanWalk
+
+if TYPE_CHECKING:  # imported where used: `hitl request` and the Claude Code hook need neither (start-up time)
+    from .digest import Digest
+    from .plan import ActionLike, ParsedPlan, PlanReport
 
 log = logging.getLogger(__name__)
 
@@ -499,6 +501,8 @@ class Gate:
         ``tools`` maps tool names to functions (called with ``**args``), or is one function
         ``tools(tool, args)``. A tool missing from the mapping is refused, never guessed.
         """
+        from .plan import PlanWalk
+
         walk = PlanWalk(actions, tools, stop_on_refusal=stop_on_refusal, by_name=_call_by_name)
         for step in walk:
             clearance = await self.check(step.action.tool, step.action.args, **step.check_kwargs, timeout=timeout)
@@ -586,7 +590,7 @@ class Gate:
 
     # ----------------------------------------------------------------- review digest
     async def digest(self, since: Any = "24h") -> Digest:
-        from .digest import parse_since
+        from .digest import build_digest, parse_since
 
         when = parse_since(since) if isinstance(since, str) else since
         return await build_digest(self.backend, when)
