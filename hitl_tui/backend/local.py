@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -43,7 +43,7 @@ from ..models import (
     Rule,
     Stage,
 )
-from ..store.base import AuditReport, Store
+from ..store.base import AuditReport, LazyEvent, Store, TokenGrant
 from .base import Backend
 
 if TYPE_CHECKING:
@@ -113,7 +113,8 @@ class LocalBackend(Backend):
         self._hub_loop: asyncio.AbstractEventLoop | None = None
         self._hub_seq = 0
         self._hub_ready: asyncio.Event | None = None
-        self._subs: set[asyncio.Queue[Event | _Failure]] = set()
+        #: subscriber queues, each with the event kinds it wants (None: all)
+        self._subs: dict[asyncio.Queue[Event | _Failure], frozenset[str] | None] = {}
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._failure: BaseException | None = None
 
@@ -166,10 +167,20 @@ class LocalBackend(Backend):
                         await self.store.expire_due()
                     continue
                 while True:
+                    # This process's own commits come from the store's memory (no read, and no
+                    # Event built unless a subscriber wants its kind); anything else from the log.
+                    recent = self.store.recent_events(self._hub_seq)
+                    if recent:
+                        for lev in recent:
+                            self._hub_seq = lev.seq
+                            self._dispatch(lev)
+                        continue
+                    if self._hub_seq >= newest:
+                        break
                     events = await self.store.events_after(self._hub_seq, 1000)
                     for ev in events:
                         self._hub_seq = ev.seq
-                        self._dispatch(ev)
+                        self._dispatch(LazyEvent.of(ev))
                     if len(events) < 1000:
                         break
             except asyncio.CancelledError:
@@ -178,11 +189,13 @@ class LocalBackend(Backend):
                 self._fail(exc)
                 return
 
-    def _dispatch(self, ev: Event) -> None:
-        if ev.kind.startswith(("capability.", "rules.")):
+    def _dispatch(self, ev: LazyEvent) -> None:
+        kind = ev.kind
+        if kind.startswith(("capability.", "rules.")):
             self._engine = None
-        for q in self._subs:
-            q.put_nowait(ev)
+        for q, kinds in self._subs.items():
+            if kinds is None or kind in kinds:
+                q.put_nowait(ev.event())
         for flag in self._waiters.get(ev.subject, ()):
             flag.set()
 
@@ -230,8 +243,9 @@ class LocalBackend(Backend):
         return engine.decide(tool, args, confidence, agent=agent)
 
     # ================================================================= requests
-    async def create_request(self, data: RequestCreate) -> ApprovalRequest:
-        return await self.store.create_request(data)
+    async def create_request(self, data: RequestCreate, *, token: TokenGrant | None = None) -> ApprovalRequest:
+        """``token``: file only while that bearer token is active (see ``TokenGrant``; the server's)."""
+        return await self.store.create_request(data, token=token)
 
     async def get_request(self, request_id: int) -> ApprovalRequest:
         return await self.store.get_request(request_id)
@@ -433,13 +447,18 @@ class LocalBackend(Backend):
     async def events_after(self, seq: int, limit: int = 1000) -> list[Event]:
         return await self.store.events_after(seq, limit)
 
-    async def subscribe(self, after_seq: int | None = None) -> AsyncIterator[Event]:  # type: ignore[override]
+    async def subscribe(  # type: ignore[override]
+        self, after_seq: int | None = None, *, kinds: Iterable[str] | None = None
+    ) -> AsyncIterator[Event]:
+        """``kinds``: only events of these kinds (a follower that counts decisions need not be
+        handed every filing); default all."""
         self._need_hub()
         import asyncio
 
         await self._ensure_hub()
+        wanted = None if kinds is None else frozenset(str(k) for k in kinds)
         queue: asyncio.Queue[Event | _Failure] = asyncio.Queue()
-        self._subs.add(queue)
+        self._subs[queue] = wanted
         try:
             last = self._hub_seq if after_seq is None else after_seq
             if after_seq is not None:
@@ -447,7 +466,8 @@ class LocalBackend(Backend):
                     events = await self.store.events_after(last, 1000)
                     for ev in events:
                         last = ev.seq
-                        yield ev
+                        if wanted is None or ev.kind in wanted:
+                            yield ev
                     if len(events) < 1000:
                         break
             while True:
@@ -458,7 +478,7 @@ class LocalBackend(Backend):
                     last = item.seq
                     yield item
         finally:
-            self._subs.discard(queue)
+            self._subs.pop(queue, None)
 
     async def verify_audit(self) -> AuditReport:
         return await self.store.verify_audit()

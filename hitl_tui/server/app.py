@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 
 from .. import __version__
 from ..backend.local import LocalBackend
 from ..config import Settings
+from ..models import Event, EventKind
 from .errors import BodyGuardMiddleware, install_error_handlers
+from .grants import GrantCache
 from .metrics import Metrics, follow_feed
 from .routes import capabilities, escalations, events, meta, requests, reviews, tokens
 
@@ -20,6 +23,20 @@ The shared approval backend of hitl-tui. Every call needs `Authorization: Bearer
 (except `/healthz` and these docs); the token decides who you are and what you may do
 (`agent`, `reviewer`, `admin`). Errors are JSON: `{"error": Name, "message": text, ...}`.
 """
+
+
+class _ReviewMarks:
+    """The backend as the flag watcher sees it: its change feed carries only review marks, the one
+    kind the watcher acts on, so the event hub builds no event object per filing for it."""
+
+    def __init__(self, backend: LocalBackend) -> None:
+        self._backend = backend
+
+    def subscribe(self, after_seq: int | None = None) -> AsyncIterator[Event]:
+        return self._backend.subscribe(after_seq, kinds=(EventKind.review_marked,))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
 
 
 def create_app(backend: LocalBackend, settings: Settings, *, close_backend: bool = False) -> FastAPI:
@@ -32,7 +49,7 @@ def create_app(backend: LocalBackend, settings: Settings, *, close_backend: bool
         counter = asyncio.create_task(follow_feed(backend, app.state.metrics), name="hitl-metrics")
         stop = asyncio.Event()
         # A flagged after-the-fact review demotes its autonomous capability ([autonomy] demote_on_flag).
-        flags = asyncio.create_task(watch_flags(backend, settings, stop), name="hitl-flag-watch")
+        flags = asyncio.create_task(watch_flags(_ReviewMarks(backend), settings, stop), name="hitl-flag-watch")
         try:
             yield
         finally:
@@ -56,6 +73,7 @@ def create_app(backend: LocalBackend, settings: Settings, *, close_backend: bool
     app.state.backend = backend
     app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.grants = GrantCache()  # token grants for writes that re-check them (grants.py)
     install_error_handlers(app)
     app.add_middleware(BodyGuardMiddleware, max_bytes=settings.serve.max_body_bytes)
     for module in (meta, requests, escalations, reviews, capabilities, events, tokens):

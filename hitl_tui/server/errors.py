@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import HitlError, Unauthorized
+from .grants import verify_pending
 
 log = logging.getLogger("hitl_tui.server")
 
@@ -78,6 +79,9 @@ async def _hitl_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    revoked = await verify_pending(request)  # a remembered token grant: a revoked token gets 401 first
+    if revoked is not None:
+        return await _hitl_error(request, revoked)
     errors = list(exc.errors())
     message = _first_error_message(errors)
     if errors and tuple(errors[0].get("loc", ())) == ("body",) and errors[0].get("type") == "model_attributes_type":

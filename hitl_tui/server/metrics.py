@@ -102,7 +102,7 @@ async def follow_feed(backend: object, metrics: Metrics) -> None:
         try:
             if last is None:
                 last = await backend.last_seq()
-            async for ev in backend.subscribe(last):
+            async for ev in backend.subscribe(last, kinds=_SETTLING):
                 last = ev.seq
                 delay = 0.5
                 metrics.observe_event(ev)

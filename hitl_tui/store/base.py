@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -53,6 +54,46 @@ def event_hash(prev_hash: str, seq: int, at: float, kind: str, subject: str, act
     return h.hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class TokenGrant:
+    """A bearer token as the server found it: its SHA-256 and the name and role it grants. A
+    write given one (``create_request(..., token=grant)``) first checks, in its own transaction,
+    that this token is still active with this name and role, and refuses with ``Unauthorized``
+    otherwise: a token revoked before the write began is refused, whichever process or replica
+    revoked it, without a separate lookup per request."""
+
+    token_hash: str
+    name: str
+    role: TokenRole
+
+
+class LazyEvent:
+    """An event as the change feed's fan-out needs it: sequence number, kind and subject at once,
+    the full :class:`Event` (payload parsed) only when a consumer wants it, and then only once."""
+
+    __slots__ = ("_event", "_make", "kind", "seq", "subject")
+
+    def __init__(self, seq: int, kind: str, subject: str, make: Callable[[], Event]) -> None:
+        self.seq = seq
+        self.kind = kind
+        self.subject = subject
+        self._make: Callable[[], Event] | None = make
+        self._event: Event | None = None
+
+    @classmethod
+    def of(cls, ev: Event) -> LazyEvent:
+        out = cls(ev.seq, ev.kind.value, ev.subject, lambda: ev)
+        out._event = ev
+        return out
+
+    def event(self) -> Event:
+        if self._event is None:
+            assert self._make is not None
+            self._event = self._make()
+            self._make = None
+        return self._event
+
+
 @dataclass
 class AuditReport:
     ok: bool
@@ -83,7 +124,11 @@ class Store(abc.ABC):
 
     # ----------------------------------------------------------------- approval requests
     @abc.abstractmethod
-    async def create_request(self, data: RequestCreate, *, actor: str | None = None) -> ApprovalRequest: ...
+    async def create_request(
+        self, data: RequestCreate, *, actor: str | None = None, token: TokenGrant | None = None
+    ) -> ApprovalRequest:
+        """File ``data`` (or return the request its idempotency key already filed). With ``token``,
+        only while that token is active (see :class:`TokenGrant`), checked in the same transaction."""
 
     @abc.abstractmethod
     async def get_request(self, request_id: int) -> ApprovalRequest: ...
@@ -202,6 +247,12 @@ class Store(abc.ABC):
         """The active token with this hash, or None (unknown or revoked)."""
 
     # ----------------------------------------------------------------- events
+    def recent_events(self, after_seq: int) -> list[LazyEvent] | None:
+        """Events after ``after_seq`` this process committed itself and still holds in memory, when
+        they run on from ``after_seq + 1`` without a gap (up to the first gap), else None: then
+        read :meth:`events_after`. Synchronous and cheap; the event hub asks it first."""
+        return None
+
     @abc.abstractmethod
     async def events_after(self, seq: int, limit: int = 1000) -> list[Event]: ...
 

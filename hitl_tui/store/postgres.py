@@ -34,7 +34,7 @@ import psycopg_pool
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from ..errors import Conflict, InvalidInput, NotFound, StoreUnavailable, decided_conflict
+from ..errors import Conflict, InvalidInput, NotFound, StoreUnavailable, Unauthorized, decided_conflict
 from ..models import (
     RISK_ORDER,
     ApprovalRequest,
@@ -61,7 +61,7 @@ from ..models import (
     TokenInfo,
     TokenRole,
 )
-from .base import GENESIS_HASH, AuditReport, Store, event_hash
+from .base import GENESIS_HASH, AuditReport, Store, TokenGrant, event_hash
 from .pg_schema import META_TABLE, PG_MIGRATIONS, split_sql
 from .sqlite import ChangeNotifier, verify_rows
 
@@ -513,8 +513,18 @@ class PostgresStore(Store):
             raise NotFound(f"no request with id {request_id}", id=request_id)
         return self._request_from_row(row)
 
-    async def create_request(self, data: RequestCreate, *, actor: str | None = None) -> ApprovalRequest:
+    async def create_request(
+        self, data: RequestCreate, *, actor: str | None = None, token: TokenGrant | None = None
+    ) -> ApprovalRequest:
         async def tx(conn: Conn, events: EventList) -> ApprovalRequest:
+            if token is not None:  # in this transaction: a revocation committed on any replica counts
+                granted = await _one(
+                    conn,
+                    "SELECT 1 AS ok FROM tokens WHERE token_hash=%s AND name=%s AND role=%s AND revoked_at IS NULL",
+                    (token.token_hash, token.name, token.role.value),
+                )
+                if granted is None:
+                    raise Unauthorized("the token is not valid (unknown or revoked)")
             if data.idempotency_key is not None:
                 row = await _one(conn, "SELECT * FROM requests WHERE idempotency_key = %s", (data.idempotency_key,))
                 if row is not None:

@@ -14,6 +14,8 @@ same events, same durability.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import json
 import os
 import queue
@@ -27,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import Conflict, InvalidInput, NotFound, StoreUnavailable, decided_conflict
+from ..errors import Conflict, InvalidInput, NotFound, StoreUnavailable, Unauthorized, decided_conflict
 from ..models import (
     RISK_ORDER,
     ApprovalRequest,
@@ -54,7 +56,7 @@ from ..models import (
     TokenInfo,
     TokenRole,
 )
-from .base import GENESIS_HASH, AuditReport, Store, event_hash
+from .base import GENESIS_HASH, AuditReport, LazyEvent, Store, TokenGrant, event_hash
 from .schema import SQLITE_MIGRATIONS
 
 if TYPE_CHECKING:
@@ -64,6 +66,7 @@ T = TypeVar("T")
 Clock = Callable[[], datetime]
 
 WATCH_INTERVAL = 0.01  # seconds between data_version checks while someone listens
+RECENT_EVENTS = 2048  # committed event rows kept for the event hub (recent_events), at least
 
 
 def _ts(dt: datetime | None) -> float | None:
@@ -74,8 +77,30 @@ def _dt(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODER.encode(obj)  # json.dumps with these options, without building an encoder per call
+
+
+def _row_seq(row: tuple[Any, ...]) -> int:
+    return int(row[0])
+
+
+def _event_from_tuple(r: tuple[Any, ...]) -> Event:
+    """An event row as _append_events wrote it: (seq, at, kind, subject, actor, payload, prev, hash)."""
+    seq, at, kind, subject, actor, payload, prev, h = r
+    return Event(
+        seq=seq,
+        at=_dt(at),
+        kind=kind,
+        subject=subject,
+        actor=actor,
+        payload=json.loads(payload),
+        prev_hash=prev,
+        hash=h,
+    )
 
 
 def _system_clock() -> datetime:
@@ -137,7 +162,40 @@ class _Job:
     kind: str  # "write": fn(conn, events) inside the shared transaction; "call": fn(*args)
     fn: Callable[..., Any]
     args: tuple[Any, ...]
-    fut: Future[Any]
+    fut: Future[Any] | _Reply
+
+
+class _Reply:
+    """The outcome of a job whose caller awaits it on an event loop. The worker does not wake the
+    loop once per job: outcomes wait in the store's outbox and go over in one
+    ``call_soon_threadsafe`` per batch phase (reads, then the commit), however many jobs it held.
+    It answers to the three ``concurrent.futures.Future`` methods the worker uses."""
+
+    __slots__ = ("fut", "loop", "outbox")
+
+    def __init__(self, fut: asyncio.Future[Any], loop: asyncio.AbstractEventLoop, outbox: list[Any]) -> None:
+        self.fut = fut
+        self.loop = loop
+        self.outbox = outbox
+
+    def set_running_or_notify_cancel(self) -> bool:
+        return not self.fut.cancelled()  # a caller that gave up before the job started: skip it
+
+    def set_result(self, value: Any) -> None:
+        self.outbox.append((self.loop, self.fut, value, None))
+
+    def set_exception(self, exc: BaseException) -> None:
+        self.outbox.append((self.loop, self.fut, None, exc))
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    """On the caller's loop: hand each job its outcome (unless its caller stopped waiting)."""
+    for fut, value, exc in outcomes:
+        if not fut.done():
+            if exc is None:
+                fut.set_result(value)
+            else:
+                fut.set_exception(exc)
 
 
 def _resolve(fut: asyncio.Future[int], seq: int) -> None:
@@ -165,6 +223,14 @@ class SQLiteStore(Store):
         self._inode: tuple[int, int] | None = None
         self.prevent_self_review = prevent_self_review
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._outbox: list[Any] = []  # outcomes for event loops, sent per batch phase (_deliver)
+        self._head: tuple[int, str] | None = None  # the chain's last (seq, hash) in a write batch (_flush)
+        self._tx_rows: list[tuple[Any, ...]] = []  # event rows of the write batch in progress
+        self._recent: list[tuple[Any, ...]] = []  # event rows this process committed lately (recent_events)
+        self._recent_lock = threading.Lock()
+        #: write batches committed and the writes in them (mean batch size = writes / batches)
+        self.write_batches = 0
+        self.writes_committed = 0
         self._conn: sqlite3.Connection | None = None
         self._closed = False
         self.notifier = ChangeNotifier()
@@ -245,13 +311,16 @@ class SQLiteStore(Store):
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._closed:
             raise StoreUnavailable("the store is closed")
-        fut = self._submit("write", args[0], ()) if fn == self._write else self._submit("call", fn, args)
+        kind, job_fn, job_args = ("write", args[0], ()) if fn == self._write else ("call", fn, args)
         try:
-            if fut.done():  # an inline store ran it already: return without suspending
-                return fut.result()
+            if self.inline:  # it runs now, on this thread: return without suspending
+                return self._submit(kind, job_fn, job_args).result()  # type: ignore[no-any-return]
             import asyncio
 
-            return await asyncio.wrap_future(fut)
+            loop = asyncio.get_running_loop()
+            fut: asyncio.Future[T] = loop.create_future()
+            self._jobs.put(_Job(kind, job_fn, job_args, _Reply(fut, loop, self._outbox)))
+            return await fut
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"store error ({self.path}): {exc}") from exc
         except UnicodeEncodeError:  # a lone surrogate (say, invalid UTF-8 from a shell argument)
@@ -280,16 +349,35 @@ class SQLiteStore(Store):
             # Jobs in one batch were queued concurrently (a caller awaits each job before it
             # sends the next), so their order among themselves carries no meaning: run the reads
             # first, then commit every write of the batch together -- one fsync for all of them.
+            writes = []
             for j in batch:
-                if j.kind != "write" and j.fut.set_running_or_notify_cancel():
+                if j.kind == "write":
+                    writes.append(j)
+                elif j.fut.set_running_or_notify_cancel():
                     try:
                         j.fut.set_result(j.fn(*j.args))
                     except BaseException as exc:
                         j.fut.set_exception(exc)
-            self._flush([j for j in batch if j.kind == "write"])
+            self._deliver()  # the reads' answers go out before the commit's fsync
+            self._flush(writes)
+            self._deliver()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    def _deliver(self) -> None:
+        """Send the outbox's outcomes to their loops: one wake-up per loop, not one per job."""
+        if not self._outbox:
+            return
+        by_loop: dict[Any, list[tuple[Any, Any, BaseException | None]]] = {}
+        for loop, fut, value, exc in self._outbox:
+            by_loop.setdefault(loop, []).append((fut, value, exc))
+        self._outbox.clear()
+        for loop, outcomes in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, outcomes)
+            except RuntimeError:  # that loop is closed: nobody is waiting any more
+                pass
 
     def _flush(self, writes: list[_Job]) -> None:
         # A write whose caller gave up before it started is skipped; once started it completes.
@@ -309,9 +397,12 @@ class SQLiteStore(Store):
             return
         outcomes: list[tuple[_Job, Any, BaseException | None]] = []
         last = 0
+        self._head = None  # the chain's last (seq, hash): read once per transaction, then carried
+        self._tx_rows = []
         for j in writes:
             conn.execute("SAVEPOINT w")
             events: list[tuple[Any, ...]] = []
+            head, rows = self._head, len(self._tx_rows)
             try:
                 result = j.fn(conn, events)
                 last = max(last, self._append_events(conn, events))
@@ -324,6 +415,8 @@ class SQLiteStore(Store):
                     return
                 conn.execute("ROLLBACK TO w")
                 conn.execute("RELEASE w")
+                self._head = head  # this write's events are gone with its savepoint
+                del self._tx_rows[rows:]
                 outcomes.append((j, None, exc))
         try:
             conn.execute("COMMIT")
@@ -333,6 +426,14 @@ class SQLiteStore(Store):
             for j in writes:
                 j.fut.set_exception(exc)
             return
+        self.write_batches += 1
+        self.writes_committed += len(writes)
+        if self._tx_rows:
+            with self._recent_lock:
+                self._recent.extend(self._tx_rows)
+                if len(self._recent) > 2 * RECENT_EVENTS:
+                    del self._recent[:-RECENT_EVENTS]
+            self._tx_rows = []
         if last:
             self.notifier.publish(last)
         for j, result, exc in outcomes:
@@ -360,23 +461,46 @@ class SQLiteStore(Store):
             time.sleep(min(0.05 * attempt, 0.5, max(0.0, give_up - time.monotonic())))
 
     def _append_events(self, conn: sqlite3.Connection, events: list[tuple[Any, ...]]) -> int:
+        """Chain ``events`` (kind, subject, actor, payload: a JSON-able object or its JSON text) onto
+        the log, inside the open write transaction."""
         if not events:
             return 0
-        row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
-        seq, prev = (int(row[0]), row[1]) if row else (0, GENESIS_HASH)
+        if self._head is None:  # BEGIN IMMEDIATE holds the write lock: no one else appends until COMMIT
+            row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+            self._head = (int(row[0]), row[1]) if row else (0, GENESIS_HASH)
+        seq, prev = self._head
         at = _ts(self.clock())
         rows = []
         for kind, subject, actor, payload in events:
             seq += 1
-            text = _dumps(payload)
+            text = payload if isinstance(payload, str) else _dumps(payload)
             h = event_hash(prev, seq, at, str(kind), subject, actor, text)
             rows.append((seq, at, str(kind), subject, actor, text, prev, h))
             prev = h
-        conn.executemany(
-            "INSERT INTO events(seq, at, kind, subject, actor, payload, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)",
-            rows,
-        )
+        sql = "INSERT INTO events(seq, at, kind, subject, actor, payload, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)"
+        if len(rows) == 1:
+            conn.execute(sql, rows[0])
+        else:
+            conn.executemany(sql, rows)
+        self._head = (seq, prev)
+        self._tx_rows.extend(rows)
         return seq
+
+    def recent_events(self, after_seq: int) -> list[LazyEvent] | None:
+        # Rows this process committed, in seq order; other processes' commits leave gaps between
+        # them, so only a run that starts right after ``after_seq`` and has no gap is the log.
+        with self._recent_lock:
+            rows = self._recent
+            if not rows or rows[-1][0] <= after_seq:
+                return None
+            i = bisect.bisect_left(rows, after_seq + 1, key=_row_seq)
+            if rows[i][0] != after_seq + 1:
+                return None
+            end = i + 1
+            while end < len(rows) and rows[end][0] == rows[end - 1][0] + 1:
+                end += 1
+            run = rows[i:end]
+        return [LazyEvent(r[0], r[2], r[3], functools.partial(_event_from_tuple, r)) for r in run]
 
     def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         assert self._conn is not None
@@ -464,8 +588,12 @@ class SQLiteStore(Store):
             raise NotFound(f"no request with id {request_id}", id=request_id)
         return self._request_from_row(row)
 
-    async def create_request(self, data: RequestCreate, *, actor: str | None = None) -> ApprovalRequest:
+    async def create_request(
+        self, data: RequestCreate, *, actor: str | None = None, token: TokenGrant | None = None
+    ) -> ApprovalRequest:
         def tx(conn: sqlite3.Connection, events: list[tuple[Any, ...]]) -> ApprovalRequest:
+            if token is not None:
+                self._check_grant(conn, token)
             if data.idempotency_key is not None:
                 row = conn.execute(
                     "SELECT * FROM requests WHERE idempotency_key = ?", (data.idempotency_key,)
@@ -482,6 +610,7 @@ class SQLiteStore(Store):
             now = self.clock()
             created = _ts(now)
             expires = created + data.timeout_s if data.timeout_s else None
+            args = _dumps(data.args)
             cur = conn.execute(
                 """INSERT INTO requests(agent, tool, args, summary, context, risk, risk_rank, confidence,
                        policy_reason, irreversible, status, created_at, expires_at, idempotency_key,
@@ -490,7 +619,7 @@ class SQLiteStore(Store):
                 (
                     data.agent,
                     data.tool,
-                    _dumps(data.args),
+                    args,
                     data.summary,
                     data.context,
                     data.risk.value,
@@ -504,13 +633,39 @@ class SQLiteStore(Store):
                     data.required_approvals,
                 ),
             )
-            req = self._get_request(conn, int(cur.lastrowid))
-            events.append(
-                (EventKind.request_created, f"request:{req.id}", actor or data.agent, req.model_dump(mode="json"))
+            # The row as _request_from_row would read it back, without reading it back: the same
+            # columns, the same conversions (args and times through their stored forms).
+            req = ApprovalRequest(
+                id=int(cur.lastrowid),  # type: ignore[arg-type]
+                agent=data.agent,
+                tool=data.tool,
+                args=json.loads(args),
+                summary=data.summary,
+                context=data.context,
+                risk=data.risk,
+                confidence=data.confidence,
+                policy_reason=data.policy_reason,
+                irreversible=data.irreversible,
+                status=RequestStatus.pending,
+                created_at=_dt(created),
+                expires_at=_dt(expires),
+                idempotency_key=data.idempotency_key,
+                required_approvals=data.required_approvals,
+                approvals=[],
             )
+            events.append((EventKind.request_created, f"request:{req.id}", actor or data.agent, req.model_dump_json()))
             return req
 
         return await self._run(self._write, tx)
+
+    @staticmethod
+    def _check_grant(conn: sqlite3.Connection, token: TokenGrant) -> None:
+        row = conn.execute(
+            "SELECT 1 FROM tokens WHERE token_hash=? AND name=? AND role=? AND revoked_at IS NULL",
+            (token.token_hash, token.name, token.role.value),
+        ).fetchone()
+        if row is None:
+            raise Unauthorized("the token is not valid (unknown or revoked)")
 
     async def get_request(self, request_id: int) -> ApprovalRequest:
         return await self._run(self._read, lambda c: self._get_request(c, request_id))

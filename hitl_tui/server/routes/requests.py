@@ -6,10 +6,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from ...errors import Forbidden
+from ...backend.local import LocalBackend
+from ...errors import Forbidden, Unauthorized
 from ...models import ApprovalRequest, DecisionIn, RequestCreate, RequestStatus
 from ..auth import ANY_ROLE, FILERS, STAFF, Caller
 from ..deps import MAX_POLL_S, BackendDep, SettingsDep, unless_disconnected
+from ..grants import WriterCaller, refused, require_writer
 from ..schemas import MAX_ID, CancelIn, RequestPage
 
 router = APIRouter(prefix="/v1/requests", tags=["requests"])
@@ -19,12 +21,21 @@ RequestId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 @router.post("", response_model=ApprovalRequest, summary="File an approval request (idempotent with a key)")
-async def create_request(body: RequestCreate, ident: Caller, backend: BackendDep) -> ApprovalRequest:
-    """An agent token files under its own name, whatever ``agent`` says; an admin files for anyone."""
-    ident.require(*FILERS, action="filing a request")
-    if ident.is_agent:
+async def create_request(body: RequestCreate, writer: WriterCaller, request: Request) -> Response:
+    """An agent token files under its own name, whatever ``agent`` says; an admin files for anyone.
+
+    The hot path of the server: the token's grant is remembered and re-checked inside the write's
+    own transaction (``grants``), and the answer is serialised once, straight from the model."""
+    ident = await require_writer(request, writer, *FILERS, action="filing a request")
+    if ident.is_agent and body.agent != ident.name:
         body = body.model_copy(update={"agent": ident.name})
-    return await backend.create_request(body)
+    backend: LocalBackend = request.app.state.backend
+    try:
+        req = await backend.create_request(body, token=writer.grant)
+    except Unauthorized:
+        refused(request, writer)
+        raise
+    return Response(req.model_dump_json(), media_type="application/json")
 
 
 @router.get("", response_model=RequestPage, summary="List requests (pending by default)")
