@@ -94,9 +94,9 @@ def _cprofile(cmd_args: list[str], e: dict[str, str], stdin: bytes | None) -> st
         "except SystemExit:\n    pass\n"
         "pr.disable()\n"
         "s = io.StringIO()\n"
-        "st = pstats.Stats(pr, stream=s).strip_dirs().sort_stats('cumulative')\n"
-        "st.print_stats(r'hitl_tui|pydantic/main|model_validate|_model_construction.py:.*complete|"
-        "create_schema_validator|get_plugins|sqlite3|run_inline', 45)\n"
+        "st = pstats.Stats(pr, stream=s).sort_stats('cumulative')\n"
+        "st.print_stats(r'hitl_tui/(?!.*<module>)|pydantic/main.py.*model_validate|_model_construction.py:.*complete|"
+        "create_schema_validator|sqlite3.Connection', 40)\n"
         "sys.stderr.write('@@PROFILE@@' + s.getvalue())\n"
     )
     proc = subprocess.run([PY, "-c", code], input=stdin, env=e, capture_output=True)
