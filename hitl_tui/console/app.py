@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -63,6 +64,11 @@ def _local_now() -> datetime:
     return datetime.now(UTC).astimezone()
 
 
+_frozen_apps = 0  # consoles running in this process with the start-up heap frozen (see _freeze_heap)
+
+COUNTS = ("pending", "escalations", "review")  # the tab counts _count reads from the backend
+
+
 class HitlConsole(App[None]):
     """The reviewer console. ``clock`` drives every age and countdown shown (tests fix it)."""
 
@@ -98,7 +104,8 @@ class HitlConsole(App[None]):
         self.counts = PaneCounts()
         self._caps: list[Capability] = []
         self._counting = False
-        self._count_again = False
+        self._to_count: set[str] = set()  # which of COUNTS the running (or next) count must read
+        self._heap_frozen = False
         self.feed = LiveFeed(backend, on_event=self._on_live_event, on_link=self._on_link, on_sync=self._sync)
         self.evidence = EvidenceBook(backend, self.settings)
         self.flag_watch = isinstance(backend, LocalBackend) and self.settings.autonomy.demote_on_flag == "act"
@@ -127,6 +134,26 @@ class HitlConsole(App[None]):
             self.run_worker(self._watch_flags(), group="live", exit_on_error=False)
         self.set_interval(1.0, self._tick)
         self.active_pane.focus_main()
+        self.call_after_refresh(self._freeze_heap)
+
+    def _freeze_heap(self) -> None:
+        """Take everything alive after start-up (modules, styles, widgets: some 100,000 objects)
+        out of the garbage collector's generations. Otherwise every full collection walks all of
+        it: a 60-100 ms pause that lands on whatever frame is due (it was the round trip's p99).
+        Later objects are still collected; :meth:`on_unmount` gives the frozen ones back."""
+        global _frozen_apps
+        if not self._heap_frozen:
+            self._heap_frozen = True
+            _frozen_apps += 1
+            gc.freeze()
+
+    def on_unmount(self) -> None:
+        global _frozen_apps
+        if self._heap_frozen:
+            self._heap_frozen = False
+            _frozen_apps -= 1
+            if _frozen_apps == 0:
+                gc.unfreeze()  # collectable again (tests run many consoles in one process)
 
     def on_resize(self, event: events.Resize) -> None:
         self.query_one("#panes").set_class(event.size.width >= WIDE, "-wide")
@@ -291,29 +318,38 @@ class HitlConsole(App[None]):
         """(Re)load everything shown: at start and after a reconnect."""
         for pane in self.panes:
             pane.reload()
-        self._recount()
+        self._recount(*COUNTS)
 
     def _on_live_event(self, event: Event) -> None:
         kind = event.kind
         if kind.startswith("request."):
-            self.pane("approvals").handle_event(event)
+            approvals = self.query_one(ApprovalsPane)
+            approvals.handle_event(event)
+            if not approvals.counts_pending:  # else its reload brings the pending count (set_pending_count)
+                self._recount("pending")
             if kind is EventKind.request_created:
                 self._alert(event)
             elif kind in (EventKind.request_decided, EventKind.request_expired):
                 self._capabilities_pane.refresh_evidence()
         elif kind.startswith("escalation."):
             self.pane("escalations").handle_event(event)
+            self._recount("escalations")
         elif kind.startswith("review."):
             self.pane("review").handle_event(event)
+            self._recount("review")
             if kind is EventKind.review_marked:
                 self._capabilities_pane.refresh_evidence()
         elif kind.startswith(("capability.", "rules.")):
             self.pane("capabilities").handle_event(event)
             if kind is EventKind.stage_changed:
                 self._announce_demotion(event)
-        else:
-            return
-        self._recount()
+
+    def set_pending_count(self, pending: int) -> None:
+        """The approvals list, unfiltered, just read how many requests are pending: the tab count
+        follows from that read, without a query of its own."""
+        if self.counts.pending != pending:
+            self.counts.pending = pending
+            self.query_one(TabBar).set_counts(self.counts)
 
     @property
     def _capabilities_pane(self) -> CapabilitiesPane:
@@ -387,9 +423,10 @@ class HitlConsole(App[None]):
             self.ring_bell()
         self.say(notice, "warning", title="Capability demoted automatically", timeout=15)
 
-    def _recount(self) -> None:
+    def _recount(self, *which: str) -> None:
+        """Re-read the named tab counts (of COUNTS) in a worker; coalesced, at most one in flight."""
+        self._to_count.update(which)
         if self._counting:
-            self._count_again = True
             return
         self._counting = True
         self.run_worker(self._count(), group="counts", exit_on_error=False)
@@ -397,18 +434,24 @@ class HitlConsole(App[None]):
     async def _count(self) -> None:
         b = self.backend
         try:
-            while True:
-                self._count_again = False
+            while self._to_count:
+                which, self._to_count = self._to_count, set()
+                counts = PaneCounts(**vars(self.counts))
                 try:
-                    pending = (await b.list_requests(RequestStatus.pending, limit=1)).total
-                    waiting = (await b.list_escalations(EscalationStatus.open, limit=1)).total
-                    unreviewed = (await b.list_reviews(False, limit=1)).total
+                    if "pending" in which:
+                        counts.pending = (await b.list_requests(RequestStatus.pending, limit=1)).total
+                    if "escalations" in which:
+                        counts.escalations = (await b.list_escalations(EscalationStatus.open, limit=1)).total
+                    if "review" in which:
+                        counts.review = (await b.list_reviews(False, limit=1)).total
                 except HitlError:
+                    self._to_count.clear()
                     return
-                self.counts = PaneCounts(pending, waiting, unreviewed, self.counts.capabilities)
+                if "pending" not in which:  # the approvals list may have set it meanwhile
+                    counts.pending = self.counts.pending
+                counts.capabilities = self.counts.capabilities
+                self.counts = counts
                 self.query_one(TabBar).set_counts(self.counts)
-                if not self._count_again:
-                    return
         finally:
             self._counting = False
 

@@ -10,7 +10,7 @@ from textual.binding import Binding, BindingType
 from textual.content import Content
 
 from ...errors import Conflict, HitlError, decided_conflict
-from ...models import ApprovalRequest, DecisionIn, Event, Page, RequestStatus
+from ...models import RISK_ORDER, ApprovalRequest, DecisionIn, Event, EventKind, Page, RequestStatus
 from ..adapters import args_diff, changed_paths, one_line, quorum_text, request_cells
 from ..filters import Filter, FilterError
 from ..screens import ConfirmScreen, EditArgsScreen
@@ -30,6 +30,11 @@ COLUMNS = [
     Column("age", "AGE", width=4, right=True, drop=5),
     Column("expires", "EXPIRES", width=7, right=True),
 ]
+
+
+def ranks_before(req: ApprovalRequest, other: ApprovalRequest) -> bool:
+    """The list's order (the stores' ``ORDER BY risk_rank DESC, id DESC``): riskiest, then newest."""
+    return (RISK_ORDER[req.risk], req.id) > (RISK_ORDER[other.risk], other.id)
 
 
 def request_label(req: ApprovalRequest) -> Content:
@@ -88,11 +93,21 @@ class ApprovalsPane(Pane):
         if status and status != "all" and status not in RequestStatus.__members__:
             raise FilterError(f"status:{status} is not one of pending, approved, denied, expired, cancelled, all")
 
+    @property
+    def counts_pending(self) -> bool:
+        """Whether this list, as filtered now, is every pending request (its total is the tab count)."""
+        f = self.filter
+        return self._status() is RequestStatus.pending and not (f.text or f.get("agent") or f.get("tool"))
+
     async def _fetch(self, offset: int, limit: int) -> Page:
         f = self.filter
-        return await self.console.backend.list_requests(
+        every_pending = self.counts_pending
+        page = await self.console.backend.list_requests(
             self._status(), agent=f.get("agent"), tool=f.get("tool"), search=f.text or None, offset=offset, limit=limit
         )
+        if every_pending:
+            self.console.set_pending_count(page.total)
+        return page
 
     def on_virtual_table_highlighted(self, event: VirtualTable.Highlighted) -> None:
         self.detail.show(event.item, self.console.now(), self.console.reviewer)
@@ -112,7 +127,7 @@ class ApprovalsPane(Pane):
         self.app.push_screen(FullTextScreen(request_label(req), full))
 
     def tick(self) -> None:
-        super().tick()
+        self.table.refresh_changed()  # only the ages and countdowns that moved: often nothing
         req = self.detail.request
         if req is not None and req.is_pending and req.expires_at is not None:
             self.detail.show(req, self.console.now(), self.console.reviewer)
@@ -125,13 +140,24 @@ class ApprovalsPane(Pane):
             req = None
         if req is not None:
             self.apply(req)
+            if (
+                event.kind is EventKind.request_created
+                and req.is_pending
+                and self.counts_pending
+                and self.table.insert_item(req, ranks_before)
+            ):
+                # The event holds the committed request: it is shown at once, in its place. The
+                # reload confirms the rows (repainting nothing when they agree) once that frame is
+                # out, so the read does not compete with it.
+                self.call_after_refresh(self.reload)
+                return
         self.reload()
 
     def apply(self, req: ApprovalRequest) -> None:
         """Fresh data for one request (an event, or the answer to our own decision)."""
         self.table.update_item(req)
         shown = self.detail.request
-        if shown is not None and shown.id == req.id:
+        if shown is not None and shown.id == req.id and shown != req:  # the same data twice: no re-render
             self.detail.show(req, self.console.now(), self.console.reviewer)
 
     # ----------------------------------------------------------------- actions

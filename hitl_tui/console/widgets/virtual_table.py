@@ -40,19 +40,22 @@ _PLAIN = Style()
 
 
 class _Palette:
-    """The rich styles one frame paints with, derived once per frame instead of once per line and cell.
+    """The rich styles the table paints with, derived once instead of once per line and cell.
 
-    Styles cannot change while a frame is being rendered, so everything here is read from the widget
-    the first time it is needed and memoised for the rest of the frame; a new frame starts afresh, so
-    theme, CSS and focus changes are picked up exactly as before.
+    Everything here is read from the widget the first time it is needed and memoised. A palette
+    lasts as long as its ``key`` (see :meth:`VirtualTable._palette_key`): the widget's own style,
+    its width and its component styles, which Textual replaces with new objects whenever CSS is
+    applied to the widget (focus, theme or stylesheet changes). So those changes are picked up
+    exactly as before, and a frame that only shows new rows derives no style at all.
     """
 
-    __slots__ = ("_cells", "_components", "_cursor", "_table", "base", "width")
+    __slots__ = ("_cells", "_components", "_cursor", "_table", "base", "key", "width")
 
-    def __init__(self, table: VirtualTable) -> None:
+    def __init__(self, table: VirtualTable, key: tuple[Any, ...]) -> None:
         self._table = table
-        self.base: Style = table.rich_style
-        self.width: int = table.scrollable_content_region.width
+        self.key = key
+        self.base: Style = key[0]
+        self.width: int = key[1]
         self._components: dict[str | None, Style] = {}
         self._cursor: Style | None = None
         self._cells: dict[tuple[bool, str | None, str | None, bool], Style] = {}
@@ -232,9 +235,11 @@ class VirtualTable(ScrollView, can_focus=True):
         self.cursor = 0
         self.selected: dict[Hashable, Any] = {}
         self.error: str | None = None
-        self._last_highlight: tuple[Hashable | None, int] | None = None
+        self._last_highlight: tuple[Hashable | None, Any] | None = None  # (key, item) last announced
         self._layout: tuple[int, list[tuple[Column, int]]] | None = None
-        self._palette: _Palette | None = None  # set while a frame is rendered (see render_lines)
+        self._palette: _Palette | None = None  # the styles of the last frame (see render_lines)
+        self._painted: dict[int, dict[str, Cell]] = {}  # display row -> the cells last painted there
+        self._in_frame = False
 
     # ================================================================= data access
     @property
@@ -307,18 +312,25 @@ class VirtualTable(ScrollView, can_focus=True):
         """Replace a loaded item (same key) with fresher data, e.g. from a live event."""
         key = self._key(item)
         found = False
+        changed: list[int] = []  # display rows whose data changed
         if self._ghost is not None and self._key(self._ghost[1]) == key:
+            if self._ghost[1] != item:
+                changed.append(self._ghost[0])
             self._ghost = (self._ghost[0], item)
             found = True
-        for page in self._pages.values():
+        for page_no, page in self._pages.items():
             for i, old in enumerate(page):
                 if self._key(old) == key:
+                    if old != item:
+                        real = page_no * self.page_size + i
+                        changed.append(real + 1 if self._ghost is not None and real >= self._ghost[0] else real)
                     page[i] = item
                     found = True
         if key in self.selected:
             self.selected[key] = item
+        for index in changed:  # only those lines: the same data again repaints nothing
+            self._refresh_row(index)
         if found:
-            self.refresh()
             self._check_highlight(user=False)
         return found
 
@@ -389,14 +401,23 @@ class VirtualTable(ScrollView, can_focus=True):
             return
         if generation != self._generation:
             return
+        shown_error = self.error is not None
         self.error = None
-        self._swap(pages, total)
+        self._swap(pages, total, repaint=shown_error)
 
-    def _swap(self, pages: dict[int, list[Any]], total: int) -> None:
+    def _swap(self, pages: dict[int, list[Any]], total: int, *, repaint: bool = False) -> None:
+        """Show freshly read rows, keeping the cursor on the same item (or its ghost)."""
+        new_pages = OrderedDict(sorted(pages.items()))
+        if not repaint and self._follow and self._loaded and total == self._total and new_pages == self._pages:
+            # The same rows again (an event elsewhere, or rows this table already showed from the
+            # event itself): nothing moves, so no repaint and no frame.
+            self._loading_pages.clear()
+            self.post_message(self.Reloaded(self, total))
+            return
         old_cursor_item = self.cursor_item if self._follow else None
         self._follow = True
         old_screen_row = self.cursor - int(self.scroll_y)
-        self._pages = OrderedDict(sorted(pages.items()))
+        self._pages = new_pages
         self._total = total
         self._loaded = True
         self._loading_pages.clear()
@@ -419,6 +440,37 @@ class VirtualTable(ScrollView, can_focus=True):
         self.refresh()
         self._check_highlight(user=False)
         self.post_message(self.Reloaded(self, total))
+
+    def insert_item(self, item: Any, precedes: Callable[[Any, Any], bool]) -> bool:
+        """Show a new item at once, where the backend's order puts it, without waiting for a read.
+
+        ``precedes(item, other)``: whether ``item`` sorts before ``other`` in the list's order. The
+        rows shown come from the loaded pages plus the item, swapped in as a reload would (the
+        cursor stays on its item); a read still in flight is discarded, as its rows are older. The
+        caller reloads afterwards: that read confirms the rows (and repaints nothing when they
+        agree) or corrects them. Returns False, changing nothing, when the item is already shown or
+        its place is not within the loaded rows (it is then off screen: the reload brings it)."""
+        if not self._loaded or 0 not in self._pages or self.index_of(self._key(item)) is not None:
+            return False
+        prefix: list[Any] = []  # the loaded rows from the top, up to the first page not loaded
+        last_page = -1
+        for page_no in range(len(self._pages)):
+            page = self._pages.get(page_no)
+            if page is None:
+                break
+            prefix.extend(page)
+            last_page = page_no
+        at = next((i for i, other in enumerate(prefix) if precedes(item, other)), None)
+        if at is None:
+            if len(prefix) < self._total:
+                return False
+            at = len(prefix)
+        prefix.insert(at, item)
+        size = self.page_size
+        pages = {n: prefix[n * size : (n + 1) * size] for n in range(last_page + 1)}  # the overflow row goes
+        self._generation += 1
+        self._swap(pages, self._total + 1)
+        return True
 
     def _ensure_page(self, page_no: int) -> None:
         if page_no in self._pages or page_no in self._loading_pages or not self._loaded:
@@ -450,9 +502,12 @@ class VirtualTable(ScrollView, can_focus=True):
     # ================================================================= cursor
     def _check_highlight(self, *, user: bool) -> None:
         item = self.cursor_item
-        marker = (None if item is None else self._key(item), id(item))
-        if marker != self._last_highlight or user:
-            self._last_highlight = marker
+        key = None if item is None else self._key(item)
+        last = self._last_highlight
+        # Equal data is no news: a reload brings fresh objects for every row, and a detail panel
+        # re-rendered for nothing costs a layout in the frame that shows the reload.
+        if user or last is None or last[0] != key or (last[1] is not item and last[1] != item):
+            self._last_highlight = (key, item)
             self.post_message(self.Highlighted(self, item, user))
 
     def move_cursor(self, index: int, *, user: bool = True) -> None:
@@ -478,6 +533,20 @@ class VirtualTable(ScrollView, can_focus=True):
             self._refresh_row(old)
             self._refresh_row(index)
         self._check_highlight(user=user)
+
+    def refresh_changed(self) -> int:
+        """Repaint the rows on screen whose text changed since they were painted (ages and
+        countdowns move with the clock): a quiet list costs no frame. Returns how many changed."""
+        top = int(self.scroll_y)
+        visible = range(top, min(self.row_count, top + max(0, self.size.height - 1)))
+        changed = 0
+        for index in visible:
+            item = self.item_at(index)
+            if item is not None and self._painted.get(index) != self._render_row(item):
+                self._refresh_row(index)
+                changed += 1
+        self._painted = {i: cells for i, cells in self._painted.items() if i in visible}  # rows scrolled past
+        return changed
 
     def _refresh_row(self, index: int) -> None:
         """Repaint the screen line showing display row ``index`` (nothing when it is off screen)."""
@@ -584,15 +653,33 @@ class VirtualTable(ScrollView, can_focus=True):
             return Style()
         return self.get_component_rich_style(name, partial=True, default=Style())
 
+    def _palette_key(self) -> tuple[Any, ...]:
+        # Held, not ``id()``s: an identity check on live objects cannot be fooled by a reused id.
+        # (``_component_styles`` is Textual's; the version is pinned in pyproject.toml.)
+        return (self.rich_style, self.scrollable_content_region.width, *self._component_styles.values())
+
+    def _current_palette(self) -> _Palette:
+        key = self._palette_key()
+        palette = self._palette
+        if (
+            palette is None
+            or len(palette.key) != len(key)
+            or palette.key[:2] != key[:2]
+            or any(a is not b for a, b in zip(palette.key[2:], key[2:], strict=True))
+        ):
+            palette = self._palette = _Palette(self, key)
+        return palette
+
     def render_lines(self, crop: Region) -> list[Strip]:
-        self._palette = _Palette(self)  # one set of styles for the whole frame
+        self._current_palette()  # checked once per frame; render_line uses it
+        self._in_frame = True
         try:
             return super().render_lines(crop)
         finally:
-            self._palette = None
+            self._in_frame = False
 
     def render_line(self, y: int) -> Strip:
-        palette = self._palette or _Palette(self)
+        palette = self._palette if self._in_frame and self._palette is not None else self._current_palette()
         width = palette.width
         base = palette.base
         cols = self.layout_columns(width)
@@ -630,6 +717,7 @@ class VirtualTable(ScrollView, can_focus=True):
         self, item: Any, cols: list[tuple[Column, int]], width: int, palette: _Palette, is_cursor: bool, index: int
     ) -> Strip:
         cells = self._render_row(item)
+        self._painted[index] = cells
         selected = self._key(item) in self.selected
         ghost = self._ghost is not None and self._ghost[0] == index
         inactive = ("vt--ghost" if ghost else "vt--dim") if ghost or self._is_inactive(item) else None
