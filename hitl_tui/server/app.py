@@ -14,6 +14,7 @@ from ..backend.local import LocalBackend
 from ..config import Settings
 from ..models import Event, EventKind
 from .errors import BodyGuardMiddleware, install_error_handlers
+from .filing import FilingFastLane, LaneCounts
 from .grants import GrantCache
 from .metrics import Metrics, follow_feed
 from .routes import capabilities, escalations, events, meta, requests, reviews, tokens
@@ -75,6 +76,9 @@ def create_app(backend: LocalBackend, settings: Settings, *, close_backend: bool
     app.state.metrics = Metrics()
     app.state.grants = GrantCache()  # token grants for writes that re-check them (grants.py)
     install_error_handlers(app)
+    # the last added runs first: the body guard, then the filing lane, then FastAPI's routing
+    app.state.lane = LaneCounts()
+    app.add_middleware(FilingFastLane, backend=backend, grants=app.state.grants, counts=app.state.lane)
     app.add_middleware(BodyGuardMiddleware, max_bytes=settings.serve.max_body_bytes)
     for module in (meta, requests, escalations, reviews, capabilities, events, tokens):
         app.include_router(module.router)

@@ -71,7 +71,7 @@ def _plain_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-async def _hitl_error(request: Request, exc: Exception) -> JSONResponse:
+async def hitl_error_response(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HitlError)
     headers = {"WWW-Authenticate": 'Bearer realm="hitl"'} if isinstance(exc, Unauthorized) else None
     return JSONResponse(exc.to_dict(), status_code=exc.code, headers=headers)
@@ -81,7 +81,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     revoked = await verify_pending(request)  # a remembered token grant: a revoked token gets 401 first
     if revoked is not None:
-        return await _hitl_error(request, revoked)
+        return await hitl_error_response(request, revoked)
     errors = list(exc.errors())
     message = _first_error_message(errors)
     if errors and tuple(errors[0].get("loc", ())) == ("body",) and errors[0].get("type") == "model_attributes_type":
@@ -109,7 +109,7 @@ async def _bug(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(HitlError, _hitl_error)
+    app.add_exception_handler(HitlError, hitl_error_response)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _bug)

@@ -20,7 +20,7 @@ Where a remembered grant could answer differently from a fresh lookup, the fresh
 * a role that may not do what the route does: looked up afresh (a revoked token gets 401, not 403);
 * an invalid body (422): the error handler looks the token up afresh first (``verify_pending``),
   so a revoked token gets 401 whatever its body says;
-* the write refuses the token: the grant is forgotten and the 401 goes back.
+* the write refuses the token: the grant is forgotten and the 401 goes back (``filing``).
 """
 
 from __future__ import annotations
@@ -100,11 +100,6 @@ async def require_writer(request: Request, writer: Writer, *roles: TokenRole, ac
         ident = await _lookup(request, writer.grant.token_hash)
     ident.require(*roles, action=action)
     return ident
-
-
-def refused(request: Request, writer: Writer) -> None:
-    """The write refused the token (revoked meanwhile): forget the grant."""
-    request.app.state.grants.forget(writer.grant.token_hash)
 
 
 async def verify_pending(request: Request) -> Any:

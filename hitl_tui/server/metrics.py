@@ -4,7 +4,10 @@
 * ``hitl_decisions_total{outcome}``: requests settled since this process started, by outcome
   (approved, denied, expired, cancelled), counted from the change feed;
 * ``hitl_decision_latency_seconds``: time from filing to settling, as a histogram;
-* ``hitl_long_polls_active``: agents waiting on this process right now.
+* ``hitl_long_polls_active``: agents waiting on this process right now;
+* ``hitl_store_write_batches_total`` / ``hitl_store_writes_total`` (SQLite): transactions this
+  process committed and the writes they carried (their ratio is the mean group-commit size), and
+  ``hitl_store_commit_seconds_total``, the time those COMMITs took (the fsync, mostly).
 
 The counters follow the shared event log, so every replica on one PostgreSQL counts every
 decision: aggregate replicas with ``max()``, not ``sum()``.
@@ -62,7 +65,7 @@ class Metrics:
             if seconds <= bound:
                 self.bucket_counts[i] += 1
 
-    def render(self, pending: int) -> str:
+    def render(self, pending: int, store: object | None = None) -> str:
         lines = [
             "# HELP hitl_requests_pending Approval requests waiting for a decision.",
             "# TYPE hitl_requests_pending gauge",
@@ -87,6 +90,19 @@ class Metrics:
             f"hitl_decision_latency_seconds_sum {_fmt(self.latency_sum)}",
             f"hitl_decision_latency_seconds_count {self.latency_count}",
         ]
+        batches, writes = getattr(store, "write_batches", None), getattr(store, "writes_committed", None)
+        if isinstance(batches, int) and isinstance(writes, int):
+            lines += [
+                "# HELP hitl_store_write_batches_total Write transactions committed by this server (group commits).",
+                "# TYPE hitl_store_write_batches_total counter",
+                f"hitl_store_write_batches_total {batches}",
+                "# HELP hitl_store_writes_total Writes committed by this server, over all its write transactions.",
+                "# TYPE hitl_store_writes_total counter",
+                f"hitl_store_writes_total {writes}",
+                "# HELP hitl_store_commit_seconds_total Time this server's write transactions spent committing.",
+                "# TYPE hitl_store_commit_seconds_total counter",
+                f"hitl_store_commit_seconds_total {_fmt(float(getattr(store, 'commit_seconds', 0.0)))}",
+            ]
         return "\n".join(lines) + "\n"
 
 

@@ -228,9 +228,11 @@ class SQLiteStore(Store):
         self._tx_rows: list[tuple[Any, ...]] = []  # event rows of the write batch in progress
         self._recent: list[tuple[Any, ...]] = []  # event rows this process committed lately (recent_events)
         self._recent_lock = threading.Lock()
-        #: write batches committed and the writes in them (mean batch size = writes / batches)
+        #: write batches committed, the writes in them (mean batch size = writes / batches) and the
+        #: time their COMMITs took (the fsync, mostly)
         self.write_batches = 0
         self.writes_committed = 0
+        self.commit_seconds = 0.0
         self._conn: sqlite3.Connection | None = None
         self._closed = False
         self.notifier = ChangeNotifier()
@@ -418,6 +420,7 @@ class SQLiteStore(Store):
                 self._head = head  # this write's events are gone with its savepoint
                 del self._tx_rows[rows:]
                 outcomes.append((j, None, exc))
+        started = time.perf_counter()
         try:
             conn.execute("COMMIT")
         except BaseException as exc:
@@ -426,6 +429,7 @@ class SQLiteStore(Store):
             for j in writes:
                 j.fut.set_exception(exc)
             return
+        self.commit_seconds += time.perf_counter() - started
         self.write_batches += 1
         self.writes_committed += len(writes)
         if self._tx_rows:

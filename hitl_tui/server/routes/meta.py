@@ -29,5 +29,5 @@ async def whoami(ident: Caller) -> Whoami:
 async def metrics(request: Request, ident: Caller, backend: BackendDep) -> PlainTextResponse:
     ident.require(*ANY_ROLE, action="reading metrics")
     pending = (await backend.list_requests(RequestStatus.pending, limit=1)).total
-    text = request.app.state.metrics.render(pending)
+    text = request.app.state.metrics.render(pending, backend.store)
     return PlainTextResponse(text, media_type=CONTENT_TYPE)
