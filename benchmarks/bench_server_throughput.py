@@ -14,6 +14,10 @@ Baselines in the same run:
 Durability: right after the load the server is SIGKILLed (no shutdown), the store reopened and its
 rows counted: every acknowledged (2xx) request must be there.
 
+Group commit: the server's ``/metrics`` (SQLite) count its write transactions and the writes they
+carried, and the time spent committing; read before and after the load, they give the mean batch
+size and the mean COMMIT (fsync) time under load.
+
 Target: >= 2,000 requests/s on SQLite with 2 cores, and >= 60% of the no-op endpoint.
 """
 
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -85,13 +90,34 @@ def count_requests(store_url: str) -> int:
     return asyncio.run(go())
 
 
+def store_counters(url: str, token: str) -> dict[str, float]:
+    """The group-commit counters from /metrics (absent on PostgreSQL: then empty)."""
+    import httpx
+
+    text = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=30).text
+    out = {}
+    for name in ("hitl_store_write_batches_total", "hitl_store_writes_total", "hitl_store_commit_seconds_total"):
+        m = re.search(rf"^{name} (\S+)$", text, re.M)
+        if m:
+            out[name] = float(m.group(1))
+    return out
+
+
 def measure_server(store_url: str, workdir: Path, seconds: float) -> dict[str, Any]:
     tokens = make_tokens(store_url, {"bot": "agent"})
     server = Server(store_url, workdir).start()
     try:
         load(f"{server.url}/v1/requests", BODY, tokens["bot"], CONNECTIONS, 1.0)  # warm up (and fill a little)
         before = count_requests(store_url)
+        counters = store_counters(server.url, tokens["bot"])
         stats = load(f"{server.url}/v1/requests", BODY, tokens["bot"], CONNECTIONS, seconds)
+        after = store_counters(server.url, tokens["bot"])
+        if counters and after:
+            batches = after["hitl_store_write_batches_total"] - counters["hitl_store_write_batches_total"]
+            writes = after["hitl_store_writes_total"] - counters["hitl_store_writes_total"]
+            commit_s = after["hitl_store_commit_seconds_total"] - counters["hitl_store_commit_seconds_total"]
+            stats["mean_batch"] = writes / batches if batches else 0.0
+            stats["commit_ms_mean"] = 1000 * commit_s / batches if batches else 0.0
         rss = server.rss_kib() / 1024
     finally:
         if server.proc is not None and server.proc.poll() is None:
@@ -146,7 +172,8 @@ def run(quick: bool) -> list[Result]:
         figs = {"req_s": ours["rate"], "p50_ms": ours["p50_ms"], "p99_ms": ours["p99_ms"],
                 "acknowledged": ours["ok"], "non2xx": ours["non2xx"], "errors": ours["errors"],
                 "stored_after_sigkill": ours["stored_after_kill"], "server_rss_mb": ours["rss_mb"],
-                "fraction_of_noop": ours["rate"] / noop_rate, "x_raw_sqlite_commits": ours["rate"] / raw}
+                "fraction_of_noop": ours["rate"] / noop_rate, "x_raw_sqlite_commits": ours["rate"] / raw,
+                "mean_write_batch": ours.get("mean_batch", 0.0), "commit_ms_mean": ours.get("commit_ms_mean", 0.0)}
         results.append(
             make_result(
                 "server throughput (SQLite)",

@@ -175,3 +175,20 @@ async def test_a_subscriber_can_ask_for_some_kinds_only(store) -> None:
         follower.cancel()
         await backend.close()
     assert got == cancelled and len(got) == 2
+
+
+async def test_a_revocation_in_the_same_write_batch_counts_for_the_writes_after_it(store, store_kind: str) -> None:
+    if store_kind != "sqlite":
+        pytest.skip("SQLite groups concurrent writes into one transaction; PostgreSQL runs each on its own")
+    for round_ in range(3):
+        await store.create_token("bot", TokenRole.agent, f"h-bot-{round_}", "test")
+        bot = TokenGrant(f"h-bot-{round_}", "bot", TokenRole.agent)
+        first, revoked, second = await asyncio.gather(  # queued together: one write transaction, in this order
+            store.create_request(RequestCreate(agent="bot", tool="deploy"), token=bot),
+            store.revoke_token("bot", "admin"),
+            store.create_request(RequestCreate(agent="bot", tool="deploy"), token=bot),
+            return_exceptions=True,
+        )
+        assert not isinstance(first, BaseException) and first.agent == "bot"
+        assert not isinstance(revoked, BaseException) and revoked.revoked_at is not None
+        assert isinstance(second, Unauthorized)

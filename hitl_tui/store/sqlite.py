@@ -66,6 +66,7 @@ T = TypeVar("T")
 Clock = Callable[[], datetime]
 
 WATCH_INTERVAL = 0.01  # seconds between data_version checks while someone listens
+_ID_ZERO = '{"id":0'  # how a request's JSON starts before its id is known (create_request)
 RECENT_EVENTS = 2048  # committed event rows kept for the event hub (recent_events), at least
 
 
@@ -226,6 +227,7 @@ class SQLiteStore(Store):
         self._outbox: list[Any] = []  # outcomes for event loops, sent per batch phase (_deliver)
         self._head: tuple[int, str] | None = None  # the chain's last (seq, hash) in a write batch (_flush)
         self._tx_rows: list[tuple[Any, ...]] = []  # event rows of the write batch in progress
+        self._tx_grants: set[TokenGrant] = set()  # token grants found active in the write batch in progress
         self._recent: list[tuple[Any, ...]] = []  # event rows this process committed lately (recent_events)
         self._recent_lock = threading.Lock()
         #: write batches committed, the writes in them (mean batch size = writes / batches) and the
@@ -401,6 +403,7 @@ class SQLiteStore(Store):
         last = 0
         self._head = None  # the chain's last (seq, hash): read once per transaction, then carried
         self._tx_rows = []
+        self._tx_grants.clear()
         for j in writes:
             conn.execute("SAVEPOINT w")
             events: list[tuple[Any, ...]] = []
@@ -595,15 +598,64 @@ class SQLiteStore(Store):
     async def create_request(
         self, data: RequestCreate, *, actor: str | None = None, token: TokenGrant | None = None
     ) -> ApprovalRequest:
-        def tx(conn: sqlite3.Connection, events: list[tuple[Any, ...]]) -> ApprovalRequest:
+        # Everything but the id is known before the write: the request and its event payload are
+        # built here, on the caller's thread, as _request_from_row would read them back (the same
+        # columns through their stored forms), and the store's thread only inserts the rows and
+        # splices the id into the payload. That keeps the write transaction, which every queued
+        # write waits for, short.
+        created = _ts(self.clock())
+        assert created is not None
+        expires = created + data.timeout_s if data.timeout_s else None
+        args = _dumps(data.args)
+        req = ApprovalRequest(
+            id=0,
+            agent=data.agent,
+            tool=data.tool,
+            args=json.loads(args),
+            summary=data.summary,
+            context=data.context,
+            risk=data.risk,
+            confidence=data.confidence,
+            policy_reason=data.policy_reason,
+            irreversible=data.irreversible,
+            status=RequestStatus.pending,
+            created_at=_dt(created),
+            expires_at=_dt(expires),
+            idempotency_key=data.idempotency_key,
+            required_approvals=data.required_approvals,
+            approvals=[],
+        )
+        payload = req.model_dump_json()
+        if not payload.startswith(_ID_ZERO):  # the id leads the model's fields
+            raise AssertionError(f"unexpected request JSON: {payload[:40]!r}")
+        rest = payload[len(_ID_ZERO) :]
+        row = (
+            data.agent,
+            data.tool,
+            args,
+            data.summary,
+            data.context,
+            data.risk.value,
+            RISK_ORDER[data.risk],
+            data.confidence,
+            data.policy_reason,
+            int(data.irreversible),
+            created,
+            expires,
+            data.idempotency_key,
+            data.required_approvals,
+        )
+        who = actor or data.agent
+
+        def tx(conn: sqlite3.Connection, events: list[tuple[Any, ...]]) -> ApprovalRequest | int:
             if token is not None:
                 self._check_grant(conn, token)
             if data.idempotency_key is not None:
-                row = conn.execute(
+                found = conn.execute(
                     "SELECT * FROM requests WHERE idempotency_key = ?", (data.idempotency_key,)
                 ).fetchone()
-                if row is not None:
-                    existing = self._request_from_row(row)
+                if found is not None:
+                    existing = self._request_from_row(found)
                     if existing.agent != data.agent or existing.tool != data.tool:
                         raise Conflict(
                             f"idempotency key {data.idempotency_key!r} was already used for request "
@@ -611,65 +663,36 @@ class SQLiteStore(Store):
                             id=existing.id,
                         )
                     return existing
-            now = self.clock()
-            created = _ts(now)
-            expires = created + data.timeout_s if data.timeout_s else None
-            args = _dumps(data.args)
             cur = conn.execute(
                 """INSERT INTO requests(agent, tool, args, summary, context, risk, risk_rank, confidence,
                        policy_reason, irreversible, status, created_at, expires_at, idempotency_key,
                        required_approvals, approvals)
                    VALUES (?,?,?,?,?,?,?,?,?,?,'pending',?,?,?,?,'[]')""",
-                (
-                    data.agent,
-                    data.tool,
-                    args,
-                    data.summary,
-                    data.context,
-                    data.risk.value,
-                    RISK_ORDER[data.risk],
-                    data.confidence,
-                    data.policy_reason,
-                    int(data.irreversible),
-                    created,
-                    expires,
-                    data.idempotency_key,
-                    data.required_approvals,
-                ),
+                row,
             )
-            # The row as _request_from_row would read it back, without reading it back: the same
-            # columns, the same conversions (args and times through their stored forms).
-            req = ApprovalRequest(
-                id=int(cur.lastrowid),  # type: ignore[arg-type]
-                agent=data.agent,
-                tool=data.tool,
-                args=json.loads(args),
-                summary=data.summary,
-                context=data.context,
-                risk=data.risk,
-                confidence=data.confidence,
-                policy_reason=data.policy_reason,
-                irreversible=data.irreversible,
-                status=RequestStatus.pending,
-                created_at=_dt(created),
-                expires_at=_dt(expires),
-                idempotency_key=data.idempotency_key,
-                required_approvals=data.required_approvals,
-                approvals=[],
-            )
-            events.append((EventKind.request_created, f"request:{req.id}", actor or data.agent, req.model_dump_json()))
-            return req
+            rid = int(cur.lastrowid)  # type: ignore[arg-type]
+            events.append((EventKind.request_created, f"request:{rid}", who, f'{{"id":{rid}{rest}'))
+            return rid
 
-        return await self._run(self._write, tx)
+        out = await self._run(self._write, tx)
+        if isinstance(out, ApprovalRequest):  # its idempotency key had filed it before
+            return out
+        req.id = out
+        return req
 
-    @staticmethod
-    def _check_grant(conn: sqlite3.Connection, token: TokenGrant) -> None:
+    def _check_grant(self, conn: sqlite3.Connection, token: TokenGrant) -> None:
+        # Once per grant and write transaction: BEGIN IMMEDIATE holds the write lock, so no other
+        # connection can revoke the token before COMMIT, and a revocation in this same transaction
+        # (revoke_token) forgets what was found.
+        if token in self._tx_grants:
+            return
         row = conn.execute(
             "SELECT 1 FROM tokens WHERE token_hash=? AND name=? AND role=? AND revoked_at IS NULL",
             (token.token_hash, token.name, token.role.value),
         ).fetchone()
         if row is None:
             raise Unauthorized("the token is not valid (unknown or revoked)")
+        self._tx_grants.add(token)
 
     async def get_request(self, request_id: int) -> ApprovalRequest:
         return await self._run(self._read, lambda c: self._get_request(c, request_id))
@@ -1282,6 +1305,7 @@ class SQLiteStore(Store):
 
     async def revoke_token(self, name: str, actor: str) -> TokenInfo:
         def tx(conn: sqlite3.Connection, events: list[Any]) -> TokenInfo:
+            self._tx_grants.clear()  # later writes in this transaction check their tokens afresh
             row = conn.execute("SELECT rowid, * FROM tokens WHERE name=? AND revoked_at IS NULL", (name,)).fetchone()
             if row is None:
                 raise NotFound(f"no active token named {name!r}", name=name)
