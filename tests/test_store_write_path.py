@@ -177,18 +177,73 @@ async def test_a_subscriber_can_ask_for_some_kinds_only(store) -> None:
     assert got == cancelled and len(got) == 2
 
 
-async def test_a_revocation_in_the_same_write_batch_counts_for_the_writes_after_it(store, store_kind: str) -> None:
+async def test_a_revocation_in_the_same_write_batch_orders_every_filing_before_or_after_it(
+    store, store_kind: str
+) -> None:
+    """Writes queued together commit in one transaction, in some order: a filing the token's
+    revocation came before is refused, one that came before it is logged before it."""
     if store_kind != "sqlite":
         pytest.skip("SQLite groups concurrent writes into one transaction; PostgreSQL runs each on its own")
-    for round_ in range(3):
+    outcomes: list[bool] = []
+    for round_ in range(4):
         await store.create_token("bot", TokenRole.agent, f"h-bot-{round_}", "test")
         bot = TokenGrant(f"h-bot-{round_}", "bot", TokenRole.agent)
-        first, revoked, second = await asyncio.gather(  # queued together: one write transaction, in this order
-            store.create_request(RequestCreate(agent="bot", tool="deploy"), token=bot),
-            store.revoke_token("bot", "admin"),
-            store.create_request(RequestCreate(agent="bot", tool="deploy"), token=bot),
-            return_exceptions=True,
-        )
-        assert not isinstance(first, BaseException) and first.agent == "bot"
-        assert not isinstance(revoked, BaseException) and revoked.revoked_at is not None
-        assert isinstance(second, Unauthorized)
+        start = await store.last_seq()
+        filing = [store.create_request(RequestCreate(agent="bot", tool="deploy"), token=bot) for _ in range(3)]
+        revoke = [store.revoke_token("bot", "admin")]
+        order = filing[:1] + revoke + filing[1:] if round_ % 2 else revoke + filing
+        done = await asyncio.gather(*order, return_exceptions=True)
+        assert not any(isinstance(d, BaseException) and not isinstance(d, Unauthorized) for d in done), done
+        events = await store.events_after(start)
+        revoked_at = next(e.seq for e in events if e.kind is EventKind.token_revoked)
+        filed = {int(e.subject.split(":")[1]): e.seq for e in events if e.kind is EventKind.request_created}
+        for d in done:
+            if isinstance(d, Unauthorized):
+                outcomes.append(False)
+            elif getattr(d, "tool", None) == "deploy":
+                assert filed[d.id] < revoked_at  # filed, so before the revocation
+                outcomes.append(True)
+        assert len(filed) == sum(1 for d in done if getattr(d, "tool", None) == "deploy")
+    assert len(outcomes) == 12
+    # after the batch, the token is refused for good
+    with pytest.raises(Unauthorized):
+        await store.create_request(RequestCreate(agent="bot", tool="deploy"), token=bot)
+
+
+async def test_filings_queued_together_each_get_their_own_row_and_event(store) -> None:
+    """Concurrent filings (SQLite inserts a batch of them with one statement): every answer is its
+    own stored row, its event carries it, and keys repeated within the batch file once."""
+    await store.create_token("bot", TokenRole.agent, "h-bot", "test")
+    bot = TokenGrant("h-bot", "bot", TokenRole.agent)
+    start = await store.last_seq()
+    made = await asyncio.gather(
+        *(
+            store.create_request(
+                RequestCreate(
+                    agent="bot",
+                    tool=f"t{i % 3}",
+                    args={"i": i},
+                    summary=f"#{i}",
+                    idempotency_key=f"k{i % 4}" if i % 2 else None,
+                ),
+                token=bot if i % 5 else None,
+            )
+            for i in range(60)
+        ),
+        return_exceptions=True,
+    )
+    errors = [m for m in made if isinstance(m, BaseException)]
+    assert all(isinstance(e, Conflict) for e in errors), errors  # a repeated key with another tool
+    filed = [m for m in made if not isinstance(m, BaseException)]
+    for m in filed:
+        assert m == await store.get_request(m.id)
+        if m.idempotency_key is None:
+            assert m.args["i"] % 2 == 0 and m.summary == f"#{m.args['i']}"
+    keyed = {m.idempotency_key: m.id for m in filed if m.idempotency_key}
+    assert sorted(keyed) == ["k1", "k3"] and all(m.id == keyed[m.idempotency_key] for m in filed if m.idempotency_key)
+    events = await store.events_after(start)
+    created = {int(e.subject.split(":")[1]): e for e in events if e.kind is EventKind.request_created}
+    assert len(created) == 30 + 2 == len({m.id for m in filed})
+    for m in filed:
+        assert created[m.id].payload == json.loads(m.model_dump_json())
+    assert (await store.verify_audit()).ok
