@@ -8,6 +8,7 @@ collector's full collections while the console runs (and given back when it ends
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -87,7 +88,7 @@ def pane(app: HitlConsole) -> ApprovalsPane:
     return app.query_one(ApprovalsPane)
 
 
-async def test_a_new_request_brings_its_count_with_the_list_read(
+async def test_the_pending_count_comes_with_the_list_not_a_query_of_its_own(
     backend: CountingBackend, other: LocalBackend, clock: Any
 ) -> None:
     c = Console(backend, clock)
@@ -97,12 +98,16 @@ async def test_a_new_request_brings_its_count_with_the_list_read(
         before = table.total
         assert c.app.counts.pending == before
         backend.reads.clear()
-        await other.create_request(RequestCreate(agent="x", tool="rotate_keys", risk=Risk.low))
+        new = await other.create_request(RequestCreate(agent="x", tool="rotate_keys", risk=Risk.low))
         await until(pilot, lambda: table.total == before + 1)
         await settle(c.app, pilot)
-        assert c.app.counts.pending == before + 1
-        assert ("requests", 1) not in backend.reads  # no count query of its own
-        assert ("requests", table.page_size) in backend.reads
+        assert c.app.counts.pending == before + 1 and backend.reads == []  # from the event alone
+        await other.decide(new.id, DecisionIn(decision="approve"))
+        await until(pilot, lambda: table.total == before)
+        await settle(c.app, pilot)
+        assert c.app.counts.pending == before
+        assert ("requests", table.page_size) in backend.reads  # the list's read brought the count:
+        assert ("requests", 1) not in backend.reads  # no count query of its own,
         assert not [r for r in backend.reads if r[0] != "requests"]  # nor of the other panes' counts
     finally:
         await ctx.__aexit__(None, None, None)
@@ -220,31 +225,65 @@ async def test_the_start_up_heap_is_frozen_while_the_console_runs(backend: Count
     assert gc.get_freeze_count() == 0  # given back: collectable again
 
 
-async def test_a_new_request_shows_from_its_event_in_its_place_then_the_read_agrees(
+async def test_a_new_request_shows_from_its_event_in_its_place_without_a_read(
     backend: CountingBackend, other: LocalBackend, clock: Any
 ) -> None:
     c = Console(backend, clock)
     ctx, pilot = await _open(c)
     try:
         table = pane(c.app).table
-        held_at_read: list[bool] = []
-        read = backend.list_requests
-
-        async def noting(*args: Any, **kwargs: Any) -> Any:  # was the row already shown when the read began?
-            held_at_read.append(any(i.tool == "wipe_disk" for i in table.loaded_items()))
-            return await read(*args, **kwargs)
-
-        backend.list_requests = noting  # type: ignore[method-assign]
         before = [i.id for i in table.loaded_items()]
+        backend.reads.clear()
         new = await other.create_request(RequestCreate(agent="x", tool="wipe_disk", risk=Risk.high))
         await until(pilot, lambda: table.index_of(new.id) is not None)
         await settle(c.app, pilot)
-        assert held_at_read and held_at_read[0]  # shown from the event, before any read
-        shown = [i.id for i in table.loaded_items()]
+        assert backend.reads == []  # the event was enough: the rows are the last read plus every event since
         page = await other.list_requests(RequestStatus.pending, limit=table.page_size)
-        assert shown == [r.id for r in page.items]  # where the stores' order puts it
-        assert sorted(shown) == sorted([*before, new.id]) and table.total == page.total
-        assert c.app.counts.pending == page.total
+        assert [i.id for i in table.loaded_items()] == [r.id for r in page.items]  # where the stores' order puts it
+        assert sorted(r.id for r in page.items) == sorted([*before, new.id])
+        assert table.total == page.total == c.app.counts.pending
+    finally:
+        await ctx.__aexit__(None, None, None)
+
+
+async def test_a_read_in_flight_when_a_request_arrives_is_read_again(
+    backend: CountingBackend, other: LocalBackend, clock: Any
+) -> None:
+    c = Console(backend, clock)
+    ctx, pilot = await _open(c)
+    try:
+        table = pane(c.app).table
+        gate = asyncio.Event()
+        read = backend.list_requests
+
+        async def held(*args: Any, **kwargs: Any) -> Any:  # this read answers only once the gate opens
+            page = await read(*args, **kwargs)
+            await gate.wait()
+            return page
+
+        backend.list_requests = held  # type: ignore[method-assign]
+        victim = table.item_at(table.row_count - 1)
+        table.reload()  # in flight, and about to be out of date:
+        await until(pilot, lambda: table.reading and backend.reads != [])
+        await other.decide(victim.id, DecisionIn(decision="deny", reason="stale"))
+        new = await other.create_request(RequestCreate(agent="x", tool="wipe_disk", risk=Risk.critical))
+        await until(pilot, lambda: table.index_of(new.id) is not None)  # shown while the read is held
+        swapped: list[bool] = []  # from now on, does every set of rows shown hold it?
+        swap = table._swap
+
+        def noting(pages: dict[int, list[Any]], total: int, **kwargs: Any) -> None:
+            swapped.append(any(i.id == new.id for page in pages.values() for i in page))
+            swap(pages, total, **kwargs)
+
+        table._swap = noting  # type: ignore[method-assign]
+        backend.reads.clear()
+        gate.set()
+        await until(pilot, lambda: not table.reading and backend.reads != [])  # read again
+        await settle(c.app, pilot)
+        page = await other.list_requests(RequestStatus.pending, limit=table.page_size)
+        assert [i.id for i in table.loaded_items()] == [r.id for r in page.items]
+        assert table.index_of(victim.id) is None and table.total == page.total == c.app.counts.pending
+        assert swapped and all(swapped)  # the older read was dropped, never shown over the new row
     finally:
         await ctx.__aexit__(None, None, None)
 

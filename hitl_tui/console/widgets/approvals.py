@@ -140,17 +140,18 @@ class ApprovalsPane(Pane):
             req = None
         if req is not None:
             self.apply(req)
-            if (
-                event.kind is EventKind.request_created
-                and req.is_pending
-                and self.counts_pending
-                and self.table.insert_item(req, ranks_before)
-            ):
-                # The event holds the committed request: it is shown at once, in its place. The
-                # reload confirms the rows (repainting nothing when they agree) once that frame is
-                # out, so the read does not compete with it.
-                self.call_after_refresh(self.reload)
-                return
+            if event.kind is EventKind.request_created and req.is_pending and self.counts_pending:
+                reading = self.table.reading
+                if self.table.insert_item(req, ranks_before):
+                    # The event holds the committed request: it is shown at once, in its place,
+                    # with the tab count. With no read in flight the rows are the last read plus
+                    # every event since, so they are what a read would return: none is needed.
+                    # A read in flight began before this request: it is dropped and read again
+                    # once the frame is out.
+                    self.console.set_pending_count(self.table.total)
+                    if reading:
+                        self.call_after_refresh(self.reload)
+                    return
         self.reload()
 
     def apply(self, req: ApprovalRequest) -> None:

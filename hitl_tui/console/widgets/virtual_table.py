@@ -256,6 +256,11 @@ class VirtualTable(ScrollView, can_focus=True):
         return self._loaded
 
     @property
+    def reading(self) -> bool:
+        """A reload is in flight (or queued behind one)."""
+        return self._reloading
+
+    @property
     def ghost(self) -> Any:
         return None if self._ghost is None else self._ghost[1]
 
@@ -446,10 +451,10 @@ class VirtualTable(ScrollView, can_focus=True):
 
         ``precedes(item, other)``: whether ``item`` sorts before ``other`` in the list's order. The
         rows shown come from the loaded pages plus the item, swapped in as a reload would (the
-        cursor stays on its item); a read still in flight is discarded, as its rows are older. The
-        caller reloads afterwards: that read confirms the rows (and repaints nothing when they
-        agree) or corrects them. Returns False, changing nothing, when the item is already shown or
-        its place is not within the loaded rows (it is then off screen: the reload brings it)."""
+        cursor stays on its item). A read still in flight is discarded, as its rows are older: the
+        caller reads again when :attr:`reading` was set (a read then repaints nothing if the rows
+        agree). Returns False, changing nothing, when the item is already shown or its place is not
+        within the loaded rows (it is then off screen: the caller's reload brings it)."""
         if not self._loaded or 0 not in self._pages or self.index_of(self._key(item)) is not None:
             return False
         prefix: list[Any] = []  # the loaded rows from the top, up to the first page not loaded
