@@ -52,6 +52,10 @@ async def test_what_create_answers_is_what_is_stored(store, fields: dict) -> Non
     (ev,) = await store.events_after(start)
     assert ev.kind is EventKind.request_created and ev.subject == f"request:{made.id}"
     assert ev.payload == json.loads(stored.model_dump_json())
+    again, text = await store.create_request_json(RequestCreate(**fields))  # the server's answer, made once
+    assert text == again.model_dump_json() == (await store.get_request(again.id)).model_dump_json()
+    if again.idempotency_key is not None:
+        assert again == made  # the key filed it before: the same request, the same text
     assert (await store.verify_audit()).ok
 
 

@@ -247,6 +247,12 @@ class LocalBackend(Backend):
         """``token``: file only while that bearer token is active (see ``TokenGrant``; the server's)."""
         return await self.store.create_request(data, token=token)
 
+    async def create_request_json(
+        self, data: RequestCreate, *, token: TokenGrant | None = None
+    ) -> tuple[ApprovalRequest, str]:
+        """``create_request`` and the request's JSON (the server's answer), made once."""
+        return await self.store.create_request_json(data, token=token)
+
     async def get_request(self, request_id: int) -> ApprovalRequest:
         return await self.store.get_request(request_id)
 

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from ..backend.local import LocalBackend
 from ..errors import HitlError, Unauthorized
-from ..models import ApprovalRequest, RequestCreate
+from ..models import RequestCreate
 from ..store.base import TokenGrant
 from .auth import FILERS
 from .credentials import MAX_TOKEN_LENGTH, hash_token
@@ -39,16 +39,15 @@ PATH = "/v1/requests"
 _JSON_TYPES = (b"application/json",)
 
 
-async def file_request(
-    backend: LocalBackend, grants: GrantCache, writer: Writer, body: RequestCreate
-) -> ApprovalRequest:
+async def file_request(backend: LocalBackend, grants: GrantCache, writer: Writer, body: RequestCreate) -> str:
     """File ``body`` for ``writer`` (already allowed to file): under the agent's own name for an
-    agent token; only while the token is active (checked in the write's transaction)."""
+    agent token; only while the token is active (checked in the write's transaction). Returns the
+    answer: the request's JSON."""
     ident = writer.ident
     if ident.is_agent and body.agent != ident.name:
         body = body.model_copy(update={"agent": ident.name})
     try:
-        return await backend.create_request(body, token=writer.grant)
+        return (await backend.create_request_json(body, token=writer.grant))[1]
     except Unauthorized:
         grants.forget(writer.grant.token_hash)  # revoked meanwhile: the next request looks it up afresh
         raise
@@ -130,7 +129,7 @@ class FilingFastLane:
             return
         writer = Writer(ident, TokenGrant(token_hash, ident.name, ident.role))
         try:
-            req = await file_request(self.backend, self.grants, writer, data)
+            answer = await file_request(self.backend, self.grants, writer, data)
         except Unauthorized:  # refused in the write, nothing written: the route answers as ever
             await self.app(scope, replay, send)
             return
@@ -139,7 +138,7 @@ class FilingFastLane:
             await _send_error(scope, replay, send, exc)
             return
         self.counts.answered += 1
-        out = req.model_dump_json().encode()
+        out = answer.encode()
         await send(
             {
                 "type": "http.response.start",

@@ -130,6 +130,14 @@ class Store(abc.ABC):
         """File ``data`` (or return the request its idempotency key already filed). With ``token``,
         only while that token is active (see :class:`TokenGrant`), checked in the same transaction."""
 
+    async def create_request_json(
+        self, data: RequestCreate, *, actor: str | None = None, token: TokenGrant | None = None
+    ) -> tuple[ApprovalRequest, str]:
+        """``create_request``, with the request's JSON (``model_dump_json()``) for an answer that
+        would serialise it: a store that builds that text anyway hands it over."""
+        req = await self.create_request(data, actor=actor, token=token)
+        return req, req.model_dump_json()
+
     @abc.abstractmethod
     async def get_request(self, request_id: int) -> ApprovalRequest: ...
 

@@ -726,6 +726,11 @@ class SQLiteStore(Store):
     async def create_request(
         self, data: RequestCreate, *, actor: str | None = None, token: TokenGrant | None = None
     ) -> ApprovalRequest:
+        return (await self.create_request_json(data, actor=actor, token=token))[0]
+
+    async def create_request_json(
+        self, data: RequestCreate, *, actor: str | None = None, token: TokenGrant | None = None
+    ) -> tuple[ApprovalRequest, str]:
         # Everything but the id is known before the write: the request and its event payload are
         # built here, on the caller's thread, as _request_from_row would read them back (the same
         # columns through their stored forms), and the store's thread only inserts the rows and
@@ -805,9 +810,9 @@ class SQLiteStore(Store):
         filing = _Filing(row, token, data.idempotency_key, data.agent, data.tool, who, rest)
         out = await self._run(self._write, tx, filing=filing)
         if isinstance(out, ApprovalRequest):  # its idempotency key had filed it before
-            return out
+            return out, out.model_dump_json()
         req.id = out
-        return req
+        return req, f'{{"id":{out}{rest}'  # the event's payload: req.model_dump_json(), already made
 
     def _check_grant(self, conn: sqlite3.Connection, token: TokenGrant) -> None:
         # Once per grant and write transaction: BEGIN IMMEDIATE holds the write lock, so no other

@@ -29,8 +29,8 @@ async def create_request(body: RequestCreate, writer: WriterCaller, request: Req
     ordinary case never gets here: ``filing.FilingFastLane`` answers it the same way, cheaper."""
     ident = await require_writer(request, writer, *FILERS, action="filing a request")
     state = request.app.state
-    req = await file_request(state.backend, state.grants, Writer(ident, writer.grant), body)
-    return Response(req.model_dump_json(), media_type="application/json")
+    answer = await file_request(state.backend, state.grants, Writer(ident, writer.grant), body)
+    return Response(answer, media_type="application/json")
 
 
 @router.get("", response_model=RequestPage, summary="List requests (pending by default)")
