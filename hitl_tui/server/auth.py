@@ -2,7 +2,8 @@
 
 A presented token is hashed (SHA-256) and looked up by that hash (see ``credentials``), so the
 secret is never stored and never compared byte by byte. Revoking a token takes effect on the
-next request: every request looks its token up afresh.
+next request: every request looks its token up afresh, except filing a request, which checks
+the token inside its own write transaction instead (``grants``; the same 401, on every replica).
 
 Roles (each includes what the one before it may do, except as noted):
 
