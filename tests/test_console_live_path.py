@@ -334,3 +334,37 @@ async def test_the_clock_tick_repaints_only_rows_whose_text_moved(backend: Count
         assert painted and len(set(painted)) < table.size.height  # those rows, not the whole table
     finally:
         await ctx.__aexit__(None, None, None)
+
+
+async def test_the_detail_re_renders_on_the_tick_only_when_its_countdown_moves(
+    backend: CountingBackend, other: LocalBackend, clock: Any
+) -> None:
+    c = Console(backend, clock)
+    ctx, pilot = await _open(c)
+    try:
+        p = pane(c.app)
+        new = await other.create_request(RequestCreate(agent="x", tool="wipe_disk", risk=Risk.critical, timeout_s=7200))
+        await until(pilot, lambda: p.table.index_of(new.id) is not None)
+        p.table.move_cursor(p.table.index_of(new.id))
+        await settle(c.app, pilot)
+        assert p.detail.request is not None and p.detail.request.id == new.id
+        shows: list[int] = []
+        show = p.detail.show
+
+        def counting(req: Any, now: Any, reviewer: str) -> None:
+            shows.append(req.id)
+            show(req, now, reviewer)
+
+        p.detail.show = counting  # type: ignore[method-assign]
+        clock.advance(150)  # "created ... (2m ago)", "expires in 1h57m" (30 s into both minutes)
+        c.app._tick()
+        assert shows == [new.id]
+        clock.advance(1)  # neither moves in a second
+        c.app._tick()
+        assert shows == [new.id]
+        clock.advance(60)  # a minute later both do
+        c.app._tick()
+        assert shows == [new.id, new.id]
+        assert "1h56m" in str(p.detail._body.render())
+    finally:
+        await ctx.__aexit__(None, None, None)

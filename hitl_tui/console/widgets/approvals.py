@@ -11,7 +11,7 @@ from textual.content import Content
 
 from ...errors import Conflict, HitlError, decided_conflict
 from ...models import RISK_ORDER, ApprovalRequest, DecisionIn, Event, EventKind, Page, RequestStatus
-from ..adapters import args_diff, changed_paths, one_line, quorum_text, request_cells
+from ..adapters import age, args_diff, changed_paths, clock_time, expiry_cell, one_line, quorum_text, request_cells
 from ..filters import Filter, FilterError
 from ..screens import ConfirmScreen, EditArgsScreen
 from .pane import Pane
@@ -59,6 +59,8 @@ class ApprovalsPane(Pane):
         Binding("v", "view", "Full text", show=False),  # the footer is full at 80 columns; the detail says "press v"
         Binding("escape", "back", "Back to list", show=False),
     ]
+
+    _detail_clock: tuple[object, ...] | None = None  # the time-dependent text the detail last showed (tick)
 
     def compose(self) -> ComposeResult:
         console = self.console
@@ -130,7 +132,11 @@ class ApprovalsPane(Pane):
         self.table.refresh_changed()  # only the ages and countdowns that moved: often nothing
         req = self.detail.request
         if req is not None and req.is_pending and req.expires_at is not None:
-            self.detail.show(req, self.console.now(), self.console.reviewer)
+            now = self.console.now()
+            shown = (req.id, clock_time(req.created_at, now), age(req.created_at, now), expiry_cell(req, now))
+            if shown != self._detail_clock:  # "expires in 2h59m" moves once a minute: re-render then
+                self._detail_clock = shown
+                self.detail.show(req, now, self.console.reviewer)
 
     # ----------------------------------------------------------------- live
     def handle_event(self, event: Event) -> None:
