@@ -9,6 +9,7 @@ collector's full collections while the console runs (and given back when it ends
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -76,12 +77,12 @@ class Console:
         return [m for m in self.messages if isinstance(m, kind)]
 
 
-async def _open(c: Console) -> Any:
-    ctx = c.app.run_test(size=(120, 40), message_hook=c.messages.append)
-    pilot = await ctx.__aenter__()
-    await c.app.wait_settled()
-    await pilot.pause()
-    return ctx, pilot
+@contextlib.asynccontextmanager
+async def _opened(c: Console) -> AsyncIterator[Any]:
+    async with c.app.run_test(size=(120, 40), message_hook=c.messages.append) as pilot:
+        await c.app.wait_settled()
+        await pilot.pause()
+        yield pilot
 
 
 def pane(app: HitlConsole) -> ApprovalsPane:
@@ -92,8 +93,7 @@ async def test_the_pending_count_comes_with_the_list_not_a_query_of_its_own(
     backend: CountingBackend, other: LocalBackend, clock: Any
 ) -> None:
     c = Console(backend, clock)
-    ctx, pilot = await _open(c)
-    try:
+    async with _opened(c) as pilot:
         table = pane(c.app).table
         before = table.total
         assert c.app.counts.pending == before
@@ -109,16 +109,13 @@ async def test_the_pending_count_comes_with_the_list_not_a_query_of_its_own(
         assert ("requests", table.page_size) in backend.reads  # the list's read brought the count:
         assert ("requests", 1) not in backend.reads  # no count query of its own,
         assert not [r for r in backend.reads if r[0] != "requests"]  # nor of the other panes' counts
-    finally:
-        await ctx.__aexit__(None, None, None)
 
 
 async def test_a_filtered_list_still_counts_every_pending_request(
     backend: CountingBackend, other: LocalBackend, clock: Any
 ) -> None:
     c = Console(backend, clock)
-    ctx, pilot = await _open(c)
-    try:
+    async with _opened(c) as pilot:
         p = pane(c.app)
         pending = c.app.counts.pending
         await pilot.press("slash", *"tool:rotate_keys", "enter")
@@ -129,16 +126,13 @@ async def test_a_filtered_list_still_counts_every_pending_request(
         await until(pilot, lambda: c.app.counts.pending == pending + 1)
         assert ("requests", 1) in backend.reads  # the list no longer holds every pending request
         assert p.table.total == 0  # and the filtered list is unchanged
-    finally:
-        await ctx.__aexit__(None, None, None)
 
 
 async def test_an_escalation_recounts_only_escalations(
     backend: CountingBackend, other: LocalBackend, clock: Any
 ) -> None:
     c = Console(backend, clock)
-    ctx, pilot = await _open(c)
-    try:
+    async with _opened(c) as pilot:
         waiting = c.app.counts.escalations
         backend.reads.clear()
         await other.create_escalation(EscalationCreate(agent="x", message="stuck on the migration"))
@@ -146,14 +140,11 @@ async def test_an_escalation_recounts_only_escalations(
         await settle(c.app, pilot)
         assert ("escalations", 1) in backend.reads
         assert ("requests", 1) not in backend.reads and ("reviews", 1) not in backend.reads
-    finally:
-        await ctx.__aexit__(None, None, None)
 
 
 async def test_the_same_data_again_is_no_news(backend: CountingBackend, other: LocalBackend, clock: Any) -> None:
     c = Console(backend, clock)
-    ctx, pilot = await _open(c)
-    try:
+    async with _opened(c) as pilot:
         p = pane(c.app)
         table = p.table
         shown = table.cursor_item
@@ -175,14 +166,11 @@ async def test_the_same_data_again_is_no_news(backend: CountingBackend, other: L
         await other.decide(shown.id, DecisionIn(decision="deny", reason="not now"))
         await until(pilot, lambda: p.detail.request is not None and p.detail.request.status is RequestStatus.denied)
         assert len(c.of(VirtualTable.Highlighted)) > highlighted
-    finally:
-        await ctx.__aexit__(None, None, None)
 
 
 async def test_the_cursor_row_restyles_on_focus_and_theme(backend: CountingBackend, clock: Any) -> None:
     c = Console(backend, clock)
-    ctx, pilot = await _open(c)
-    try:
+    async with _opened(c) as pilot:
         table = pane(c.app).table
         width = table.size.width
         y = table.cursor - int(table.scroll_y) + 1
@@ -206,22 +194,17 @@ async def test_the_cursor_row_restyles_on_focus_and_theme(backend: CountingBacke
         c.app.theme = "textual-light" if c.app.theme != "textual-light" else "textual-dark"
         await pilot.pause()
         assert styles(cursor_line()) != styles(focused)
-    finally:
-        await ctx.__aexit__(None, None, None)
 
 
 async def test_the_start_up_heap_is_frozen_while_the_console_runs(backend: CountingBackend, clock: Any) -> None:
     assert gc.get_freeze_count() == 0
     c = Console(backend, clock)
-    ctx, pilot = await _open(c)
-    try:
+    async with _opened(c) as pilot:
         await until(pilot, lambda: gc.get_freeze_count() > 0)
         frozen = gc.get_freeze_count()
         await pilot.press("down", "up", "2", "1")
         await settle(c.app, pilot)
         assert gc.get_freeze_count() <= frozen  # once, at start-up (frozen objects may still die)
-    finally:
-        await ctx.__aexit__(None, None, None)
     assert gc.get_freeze_count() == 0  # given back: collectable again
 
 
@@ -229,8 +212,7 @@ async def test_a_new_request_shows_from_its_event_in_its_place_without_a_read(
     backend: CountingBackend, other: LocalBackend, clock: Any
 ) -> None:
     c = Console(backend, clock)
-    ctx, pilot = await _open(c)
-    try:
+    async with _opened(c) as pilot:
         table = pane(c.app).table
         before = [i.id for i in table.loaded_items()]
         backend.reads.clear()
@@ -242,16 +224,13 @@ async def test_a_new_request_shows_from_its_event_in_its_place_without_a_read(
         assert [i.id for i in table.loaded_items()] == [r.id for r in page.items]  # where the stores' order puts it
         assert sorted(r.id for r in page.items) == sorted([*before, new.id])
         assert table.total == page.total == c.app.counts.pending
-    finally:
-        await ctx.__aexit__(None, None, None)
 
 
 async def test_a_read_in_flight_when_a_request_arrives_is_read_again(
     backend: CountingBackend, other: LocalBackend, clock: Any
 ) -> None:
     c = Console(backend, clock)
-    ctx, pilot = await _open(c)
-    try:
+    async with _opened(c) as pilot:
         table = pane(c.app).table
         gate = asyncio.Event()
         read = backend.list_requests
@@ -284,16 +263,13 @@ async def test_a_read_in_flight_when_a_request_arrives_is_read_again(
         assert [i.id for i in table.loaded_items()] == [r.id for r in page.items]
         assert table.index_of(victim.id) is None and table.total == page.total == c.app.counts.pending
         assert swapped and all(swapped)  # the older read was dropped, never shown over the new row
-    finally:
-        await ctx.__aexit__(None, None, None)
 
 
 async def test_a_request_decided_before_the_console_saw_it_does_not_stay(
     backend: CountingBackend, other: LocalBackend, clock: Any
 ) -> None:
     c = Console(backend, clock)
-    ctx, pilot = await _open(c)
-    try:
+    async with _opened(c) as pilot:
         table = pane(c.app).table
         total = table.total
         new = await other.create_request(RequestCreate(agent="x", tool="wipe_disk", risk=Risk.critical))
@@ -301,14 +277,11 @@ async def test_a_request_decided_before_the_console_saw_it_does_not_stay(
         await until(pilot, lambda: c.app.feed.last_seq is not None and c.app.feed.last_seq >= new.id)
         await settle(c.app, pilot)
         await until(pilot, lambda: table.index_of(new.id) is None and table.total == total)
-    finally:
-        await ctx.__aexit__(None, None, None)
 
 
 async def test_the_clock_tick_repaints_only_rows_whose_text_moved(backend: CountingBackend, clock: Any) -> None:
     c = Console(backend, clock)
-    ctx, pilot = await _open(c)
-    try:
+    async with _opened(c) as pilot:
         table = pane(c.app).table
         painted: list[int] = []  # table lines rendered, frame after frame
         render_line = table.render_line
@@ -332,16 +305,13 @@ async def test_the_clock_tick_repaints_only_rows_whose_text_moved(backend: Count
         c.app._tick()
         await pilot.pause(0.1)
         assert painted and len(set(painted)) < table.size.height  # those rows, not the whole table
-    finally:
-        await ctx.__aexit__(None, None, None)
 
 
 async def test_the_detail_re_renders_on_the_tick_only_when_its_countdown_moves(
     backend: CountingBackend, other: LocalBackend, clock: Any
 ) -> None:
     c = Console(backend, clock)
-    ctx, pilot = await _open(c)
-    try:
+    async with _opened(c) as pilot:
         p = pane(c.app)
         new = await other.create_request(RequestCreate(agent="x", tool="wipe_disk", risk=Risk.critical, timeout_s=7200))
         await until(pilot, lambda: p.table.index_of(new.id) is not None)
@@ -366,5 +336,3 @@ async def test_the_detail_re_renders_on_the_tick_only_when_its_countdown_moves(
         c.app._tick()
         assert shows == [new.id, new.id]
         assert "1h56m" in str(p.detail._body.render())
-    finally:
-        await ctx.__aexit__(None, None, None)
