@@ -1,3 +1,3 @@
-from hitl_tui.cli import entrypoint
+from hitl_tui.warm.client import main
 
-entrypoint()
+main()

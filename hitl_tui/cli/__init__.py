@@ -49,6 +49,7 @@ COMMAND_MODULES = [
     "serve",
     "hook",
     "autonomy",
+    "warm_cmd",
 ]
 
 
