@@ -12,6 +12,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_DSN = os.environ.get("HITL_TEST_POSTGRES_DSN")
+# `hitl` subprocesses run in-process, never through a warm daemon they would leave behind
+# (tests/test_warm.py starts its own, in a private directory, and stops it)
+os.environ["HITL_WARM"] = "0"
 
 
 class FakeClock:
@@ -99,6 +102,7 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     env["HITL_CONFIG"] = str(tmp_path / "config.toml")
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["NO_COLOR"] = "1"
+    env["HITL_WARM"] = "0"
     return env
 
 
