@@ -140,12 +140,38 @@ async def cmd_show(args: argparse.Namespace, ctx: Any) -> int:
 
 async def cmd_mark(args: argparse.Namespace, ctx: Any) -> int:
     mark = build(ReviewMark, verdict=args.verdict, note=args.note)
-    item = await ctx.backend().mark_review(args.id, mark, ctx.reviewer)
+    backend = ctx.backend()
+    item = await backend.mark_review(args.id, mark, ctx.reviewer)
+    demotion = await _after_flag(backend, item, ctx)
     if args.json:
         emit_json(item)
     else:
         print(f"review item {item.id} marked {item.verdict.value if item.verdict else '?'}")
+        if demotion is not None:
+            print(demotion)
     return 0
+
+
+async def _after_flag(backend: Any, item: Any, ctx: Any) -> str | None:
+    """On an embedded store, a flag acts on ``[autonomy] demote_on_flag`` here, as the server and the
+    console do for theirs: ``act`` demotes the tool's autonomous capability to approval at once,
+    ``suggest`` says what ``hitl suggest`` proposes. (Through ``hitl serve`` the server acts.)"""
+    from ..backend.local import LocalBackend
+
+    mode = ctx.settings.autonomy.demote_on_flag
+    flagged = item.verdict is not None and item.verdict.value == "flagged"
+    if not flagged or mode == "off" or not isinstance(backend, LocalBackend):
+        return None
+    from ..autonomy.demotion import on_review_flagged
+
+    result = await on_review_flagged(backend, item, mode)
+    if result is None:
+        return None
+    if result.applied:
+        text = f"{result.target} demoted to approval (demote_on_flag = act): {result.evidence}"
+    else:
+        text = f"suggested: demote {result.target} to approval (see hitl suggest): {result.evidence}"
+    return sanitise(text, oneline=True)
 
 
 async def cmd_digest(args: argparse.Namespace, ctx: Any) -> int:
