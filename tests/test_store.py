@@ -123,6 +123,19 @@ async def test_retrying_same_decision_is_answered_without_second_event(store) ->
     assert await store.last_seq() == seq
 
 
+async def test_a_retry_with_a_different_edit_is_a_conflict_not_a_silent_success(store) -> None:
+    r = await store.create_request(req(args={"env": "prod", "version": "1.3"}))
+    first = await store.decide(r.id, DecisionIn(decision="approve", edited_args={"version": "1.3"}), "alice")
+    seq = await store.last_seq()
+    # the same edit again is a retry: answered as it stands
+    assert await store.decide(r.id, DecisionIn(decision="approve", edited_args={"version": "1.3"}), "alice") == first
+    for other in (DecisionIn(decision="approve", edited_args={"x": 1}), APPROVE):
+        with pytest.raises(Conflict, match="already approved"):
+            await store.decide(r.id, other, "alice")
+    assert (await store.get_request(r.id)).edited_args == {"version": "1.3"}
+    assert await store.last_seq() == seq
+
+
 async def test_deny_and_edited_args(store) -> None:
     r1 = await store.create_request(req())
     d = await store.decide(r1.id, DENY, "alice")

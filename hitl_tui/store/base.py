@@ -7,7 +7,7 @@ them against each):
   and each event carries the hash of the previous one (the audit chain);
 * exactly one decision per request: deciding a request that is no longer pending raises
   :class:`~hitl_tui.errors.Conflict` naming who decided and when; a retry of the same decision
-  by the same reviewer returns the stored result without writing anything;
+  (the same edit too) by the same reviewer returns the stored result without writing anything;
 * a pending request past its deadline becomes ``expired`` exactly once;
 * creating a request twice with the same idempotency key returns the first.
 """

@@ -640,11 +640,14 @@ class PostgresStore(Store):
             req = await self._get_request(conn, request_id)
             req = await self._expire_if_due(conn, req, now, events)
             if req.status is not RequestStatus.pending:
-                # A retry of the same decision by the same person is answered, not refused.
+                # A retry of the same decision (and edit) by the same person is answered, not refused.
                 same = (
                     (req.status is RequestStatus.approved and decision.decision == "approve")
                     or (req.status is RequestStatus.denied and decision.decision == "deny")
-                ) and any(v.reviewer == reviewer and v.decision == decision.decision for v in req.approvals)
+                ) and any(
+                    v.reviewer == reviewer and v.decision == decision.decision and v.edited_args == decision.edited_args
+                    for v in req.approvals
+                )
                 if same:
                     return req
                 return decided_conflict(req.status.value, req.decided_by, req.decided_at, req.id)
