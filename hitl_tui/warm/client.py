@@ -157,7 +157,8 @@ def socket_dir(environ: dict[str, str] | os._Environ[str] | None = None) -> str:
 
 def socket_path(environ: dict[str, str] | os._Environ[str] | None = None) -> str:
     """The daemon's socket: one per (python, hitl_tui checkout), so venvs and checkouts never share one."""
-    key = _fnv1a(f"{os.path.realpath(sys.executable)}\0{os.path.realpath(package_dir())}")
+    # sys.prefix: venvs share one interpreter binary (their python is a symlink)
+    key = _fnv1a(f"{os.path.realpath(sys.executable)}\0{sys.prefix}\0{os.path.realpath(package_dir())}")
     return os.path.join(socket_dir(environ), f"warm-{key}.sock")
 
 
@@ -271,7 +272,7 @@ def spawn_daemon(path: str | None = None, force: bool = False) -> bool:
             return False  # a daemon is starting (or running)
         finally:
             os.close(fd)
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPROFILEIMPORTTIME", "PYTHONINSPECT")}
     parent = os.path.dirname(package_dir())
     env["PYTHONPATH"] = parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     args = [sys.executable, "-m", "hitl_tui.warm.server", "--socket", path, "--package", package_dir()]
@@ -339,6 +340,8 @@ def run_warm(argv: list[str], path: str) -> int:
             "cwd": os.getcwd(),
             "umask": umask,
             "stdio": _stdio(),
+            # ignored here (nohup, a background job of a script): ignored there too, as in-process
+            "ignore": [sig for sig in FORWARDED_SIGNALS if _signal.getsignal(sig) == _signal.SIG_IGN],
         }
         lines = Lines(sock)
         try:
@@ -359,7 +362,8 @@ def run_warm(argv: list[str], path: str) -> int:
                     pass
 
         for sig in FORWARDED_SIGNALS:
-            _signal.signal(sig, forward)
+            if sig not in header["ignore"]:
+                _signal.signal(sig, forward)
         try:
             sock.sendall(b"g")  # from here on the job is the child's: no fallback
         except OSError as exc:

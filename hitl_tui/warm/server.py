@@ -184,6 +184,8 @@ def run_child(conn: socket.socket, fds: list[int], header: dict) -> None:
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        for sig in header.get("ignore", []):
+            signal.signal(sig, signal.SIG_IGN)
         try:
             for target, fd in enumerate(fds):
                 os.dup2(fd, target)
