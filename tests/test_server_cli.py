@@ -83,3 +83,29 @@ def test_serve_with_the_global_store_flag(tmp_path: Path) -> None:
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert f"http://127.0.0.1:{port}" in err and "global.db" in err
+
+
+def test_refusals_exit_1_through_the_server_as_on_the_embedded_store(tmp_path: Path) -> None:
+    """Self-review and a token without the right are refusals (exit 1) on both backends, not errors (3)."""
+    from .server_utils import ServerProcess, Team, sqlite_url
+
+    proc = ServerProcess(sqlite_url(tmp_path), tmp_path).start()
+    try:
+        team = Team(proc)
+        env = {k: v for k, v in server_env(tmp_path).items() if not k.startswith("HITL_")}
+        env.update({"HITL_SERVER": team.url, "HITL_CONFIG": str(tmp_path / "none.toml"), "HITL_WARM": "0"})
+        with team.client("root") as root:
+            own = root.post("/v1/requests", json={"agent": "alice", "tool": "deploy", "args": {}}).json()["id"]
+            other = root.post("/v1/requests", json={"agent": "bot", "tool": "deploy", "args": {}}).json()["id"]
+        self_review = hitl({**env, "HITL_TOKEN": team.tokens["alice"]}, "approve", str(own))
+        assert self_review.returncode == 1 and "self-review" in self_review.stderr
+        agent = hitl({**env, "HITL_TOKEN": team.tokens["bot"]}, "approve", str(other))
+        assert agent.returncode == 1 and "reviewer or admin token" in agent.stderr
+        bad = hitl({**env, "HITL_TOKEN": "hitl_not-a-token"}, "approve", str(other))
+        assert bad.returncode == 3  # an unknown token is an error, not a refusal
+        ok = hitl({**env, "HITL_TOKEN": team.tokens["bob"]}, "approve", str(other))
+        assert ok.returncode == 0, ok.stderr
+        again = hitl({**env, "HITL_TOKEN": team.tokens["alice"]}, "deny", str(other), "--reason", "no")
+        assert again.returncode == 1 and "already approved" in again.stderr
+    finally:
+        proc.stop()

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..config import ConfigError, Settings, load_settings
-from ..errors import Conflict, HitlError, InvalidInput, NotFound, StoreUnavailable
+from ..errors import Conflict, Forbidden, HitlError, InvalidInput, NotFound, StoreUnavailable
 
 EXIT_OK = 0
 EXIT_DENIED = 1  # denied, blocked, or refused (already decided)
@@ -31,7 +31,7 @@ EXIT_USAGE = 64
 EXIT_CODES_HELP = """\
 exit codes:
   0   success (for `request --wait`: approved, or allowed to run autonomously)
-  1   denied, blocked by policy, or refused (e.g. the request was already decided)
+  1   denied, blocked by policy, or refused (already decided, self-review, a token without the right)
   2   expired: no decision before the deadline (or --wait timed out)
   3   error: backend unreachable, store error, invalid input, not found (fail closed)
   64  usage error (bad flags)
@@ -201,12 +201,6 @@ def fail(message: str, code: int = EXIT_ERROR) -> int:
     return code
 
 
-def error_exit_code(exc: BaseException) -> int:
-    if isinstance(exc, Conflict):
-        return EXIT_DENIED
-    return EXIT_ERROR
-
-
 async def _run_async(func: Callable[..., Any], args: argparse.Namespace, ctx: Context) -> int:
     try:
         return int(await func(args, ctx) or 0)
@@ -291,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except (NotFound, InvalidInput) as exc:
         return fail(exc.message)
-    except Conflict as exc:
+    except (Conflict, Forbidden) as exc:  # refused: already decided, self-review, a token without the right
         return fail(exc.message, EXIT_DENIED)
     except StoreUnavailable as exc:
         return fail(f"backend unavailable: {exc.message}")
