@@ -65,6 +65,12 @@ async def test_log_list_mark_and_digest(cli_env: dict[str, str]) -> None:
     assert code == 0 and "2 action(s) logged for review: 1 unreviewed, 1 flagged" in out and "hunter2" not in out
     code, out, _ = await hitl(env, "digest", "--format", "md")
     assert out.startswith("# Agent activity digest") and "## Flagged" in out
+    code, out, _ = await hitl(env, "digest", "--since", "1h", "--json")  # like every listing
+    assert code == 0
+    window = ("since", "until")  # the window moves with the clock
+    assert {k: v for k, v in json.loads(out).items() if k not in window} == {
+        k: v for k, v in digest.items() if k not in window
+    }
 
 
 async def test_bad_input_writes_nothing(cli_env: dict[str, str]) -> None:

@@ -54,6 +54,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("digest", help="what agents did on their own: counts, unreviewed and flagged items")
     p.add_argument("--since", default="24h", metavar="WHEN", help="24h (default), 7d, 90m or an ISO date")
     p.add_argument("--format", choices=["text", "md", "json"], default="text")
+    p.add_argument("--json", action="store_true", help="the same as --format json")
     p.set_defaults(func=cmd_digest)
 
 
@@ -178,5 +179,5 @@ async def cmd_digest(args: argparse.Namespace, ctx: Any) -> int:
     from ..sdk.digest import build_digest, parse_since, render
 
     digest = await build_digest(ctx.backend(), parse_since(args.since))
-    sys.stdout.write(render(digest, args.format))
+    sys.stdout.write(render(digest, "json" if args.json else args.format))
     return 0
