@@ -177,6 +177,7 @@ def run(env: dict[str, str], *args: str, stdin: str | None = None, importtime: b
     subprocess.CompletedProcess[str], set[str]
 ]:
     flags = ["-X", "importtime"] if importtime else []
+    env = {**env, "HITL_WARM": "0"}  # the in-process path is what these tests measure (not hitl_tui.warm)
     p = subprocess.run([HITL[0], *flags, *HITL[1:], *args], env=env, input=stdin, capture_output=True, text=True,
                        timeout=60)
     loaded = {line.split("|")[2].strip() for line in p.stderr.splitlines()
