@@ -28,8 +28,8 @@ MAGIC = b"HITL"
 HANDSHAKE_TIMEOUT = 5.0
 
 #: commands that run warm: single-shot or waiting, none needs a controlling terminal. Not here:
-#: console, demo (interactive), serve, mcp (long-running servers), token, config path edits are fine
-#: but ``warm`` itself manages the daemon. ``hook`` only as ``hook claude-code``.
+#: console and demo (interactive), serve and mcp (long-running servers that own stdio and signals),
+#: token (rare, imports the server), warm (manages the daemon). ``hook`` only as ``hook claude-code``.
 ELIGIBLE = frozenset(
     {
         "request",
@@ -327,7 +327,8 @@ def run_warm(argv: list[str], path: str) -> int:
         raise _Fallback("daemon gone", spawn=True) from None
     except OSError as exc:
         raise _Fallback(f"cannot connect: {exc}") from None
-    received: list[int] = []  # signals that arrived before the child's pid
+    received: list[int] = []  # signals forwarded (or to be)
+    early: list[int] = []  # of those, the ones that came before the child's pid
     child = [0]
     try:
         umask = os.umask(0o022)
@@ -355,11 +356,13 @@ def run_warm(argv: list[str], path: str) -> int:
 
         def forward(signum: int, _frame: object) -> None:
             received.append(signum)
-            if child[0]:
-                try:
-                    os.kill(child[0], signum)
-                except OSError:
-                    pass
+            if not child[0]:
+                early.append(signum)
+                return
+            try:
+                os.kill(child[0], signum)
+            except OSError:
+                pass
 
         for sig in FORWARDED_SIGNALS:
             if sig not in header["ignore"]:
@@ -368,9 +371,12 @@ def run_warm(argv: list[str], path: str) -> int:
             sock.sendall(b"g")  # from here on the job is the child's: no fallback
         except OSError as exc:
             raise _Fallback(f"hand-over failed: {exc}") from None
-        child[0] = int(first["pid"])
-        for signum in received:
-            os.kill(child[0], signum)
+        child[0] = int(first["pid"])  # one bytecode: a handler runs before (early) or after it
+        for signum in list(early):
+            try:
+                os.kill(child[0], signum)
+            except OSError:
+                pass
         sock.settimeout(None)
         try:
             last = lines.next()
