@@ -115,10 +115,11 @@ def median(values: Sequence[float]) -> float:
 
 
 def env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """A clean environment for child processes: no HITL_* from the caller, this tree on the path."""
+    """A clean environment for child processes: no HITL_* from the caller, this tree on the path, no warm daemon."""
     out = {k: v for k, v in os.environ.items() if not k.startswith("HITL_")}
     out["PYTHONPATH"] = str(ROOT) + os.pathsep + out.get("PYTHONPATH", "")
     out["NO_COLOR"] = "1"
+    out["HITL_WARM"] = "0"  # in-process, and no warm daemon left behind (bench_startup times the warm path itself)
     out.update(extra or {})
     return out
 

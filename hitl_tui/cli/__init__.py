@@ -119,6 +119,7 @@ COMMAND_HOMES = {
     **dict.fromkeys(["serve", "token"], "serve"),
     **dict.fromkeys(["hook", "mcp"], "hook"),
     **dict.fromkeys(["suggest", "calibration"], "autonomy"),
+    "warm": "warm_cmd",
 }
 
 #: global options that take a value (to find the command word in argv without parsing it)
@@ -149,7 +150,8 @@ def _base_parser() -> tuple[Parser, Any]:
             "hitl-tui: a human-in-the-loop control plane for AI agents.\n"
             "With no command, opens the reviewer console on the configured backend."
         ),
-        epilog=EXIT_CODES_HELP + "\nenvironment: HITL_STORE, HITL_SERVER, HITL_TOKEN, HITL_REVIEWER, HITL_CONFIG\n",
+        epilog=EXIT_CODES_HELP + "\nenvironment: HITL_STORE, HITL_SERVER, HITL_TOKEN, HITL_REVIEWER, HITL_CONFIG,"
+        " HITL_WARM=0 (run every command in-process; see docs/warm.md)\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from .. import __version__
