@@ -1,5 +1,6 @@
-"""The capability pane on a long event log: 1,000,000 events folded a slice at a time while keys work,
-then kept current by reading only what is new. Slow (about a minute): ``-m slow``."""
+"""The capability pane on a long event log: 400,000 events (200 of the console's 2,000-event slices)
+folded a slice at a time while keys work, then kept current by reading only what is new. Slow:
+``-m slow``. The slice mechanics do not depend on the size: a longer log is only more slices."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from tests.console_data import NOW, OTHER, REVIEWER, Clock, build, open_backend
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-HISTORY = 1_000_000
+HISTORY = 400_000  # 200 slices: long enough that the three key presses below land while it folds
 DAYS = 25
 
 
@@ -62,7 +63,7 @@ def append_decisions(path: Path, template: dict[str, Any], count: int) -> None:
         conn.close()
 
 
-async def test_a_million_events_fold_in_slices_and_then_incrementally(tmp_path: Path) -> None:
+async def test_a_long_event_log_folds_in_slices_and_then_incrementally(tmp_path: Path) -> None:
     path = tmp_path / "big.db"
     clock = Clock()
     writer = open_backend(path, clock)
@@ -80,8 +81,8 @@ async def test_a_million_events_fold_in_slices_and_then_incrementally(tmp_path: 
             pane = app.query_one(CapabilitiesPane)
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 600
-            while not app.evidence.folding:
-                assert loop.time() < deadline
+            while not app.evidence.folding:  # a fold in one go (no slices) never shows as folding
+                assert loop.time() < deadline - 480, "the log was not folded a slice at a time"
                 await pilot.pause(0.01)
             # the log is being read: the reviewer still moves around and the title says what happens
             await pilot.press("1")

@@ -214,15 +214,20 @@ def hidden_actions(update: Any) -> list[str]:
     return found
 
 
-def check_screen(app: Watched, where: str) -> None:
+def check_screen(app: Watched, where: str, *, export: bool = True) -> None:
+    """Everything on screen, as the byte stream a terminal would be sent; with ``export``, also as the
+    exported screen (SVG). Every character in the export comes from the same compositor strips as
+    the stream, so the export is checked on a sample of rows (the slow part of this test), the
+    stream on every row."""
     assert app.is_running, f"the console stopped ({where})"
     assert not app.smuggled, f"agent text ran an action ({where}): {app.smuggled}"
-    svg = app.export_screenshot()
-    assert is_clean(svg), f"raw control or invisible character in the exported screen ({where})"
-    for m in _SVG_ENTITY.finditer(svg):  # characters the SVG writer escaped are checked too
-        code = m.group(1)
-        ch = chr(int(code[1:], 16) if code.startswith("x") else int(code))
-        assert ch in "\n\t" or is_clean(ch), f"escaped {m.group()} in the exported screen ({where})"
+    if export:
+        svg = app.export_screenshot()
+        assert is_clean(svg), f"raw control or invisible character in the exported screen ({where})"
+        for m in _SVG_ENTITY.finditer(svg):  # characters the SVG writer escaped are checked too
+            code = m.group(1)
+            ch = chr(int(code[1:], 16) if code.startswith("x") else int(code))
+            assert ch in "\n\t" or is_clean(ch), f"escaped {m.group()} in the exported screen ({where})"
     update = full_update(app)
     stream = _ALLOWED_SEQ.sub("", terminal_bytes(app, update))
     bad = [hex(ord(c)) for c in set(stream) if c not in "\n\t" and not is_clean(c)]
@@ -263,7 +268,19 @@ async def until(pilot: Pilot, condition: Callable[[], bool], timeout: float = 30
         await pilot.pause(0.05)
 
 
-async def visit_every_row(app: Watched, pilot: Pilot, pane_key: str, extra: Callable[[int], Any] | None = None) -> int:
+def exported(item: Any) -> bool:
+    """Whether the row of ``item`` (a request, thread or review item seeded from ``HOSTILE[i]``, agent
+    ``a{i}...``) is also checked as an exported screen: every 4th string of the corpus, which takes
+    at least one string of each class (markup 0-11, CSI 12-21, OSC 22-31, DCS 32-38, C1 39-43, C0
+    44-50, bidi 51-57, width 58-62, sizes 63-64) in every pane. Rows not seeded from the corpus are
+    always exported."""
+    m = re.match(r"a(\d+)", getattr(item, "agent", "") or "")
+    return m is None or int(m.group(1)) % 4 == 0
+
+
+async def visit_every_row(
+    app: Watched, pilot: Pilot, pane_key: str, extra: Callable[[int], Any] | None = None, *, export_all: bool = False
+) -> int:
     await pilot.press(pane_key)
     await settle(app, pilot)
     pane = app.active_pane
@@ -273,7 +290,7 @@ async def visit_every_row(app: Watched, pilot: Pilot, pane_key: str, extra: Call
     for row in range(rows):
         table.move_cursor(row)
         await settle(app, pilot)
-        check_screen(app, f"{pane.PANE_ID} row {row}")
+        check_screen(app, f"{pane.PANE_ID} row {row}", export=export_all or exported(table.cursor_item))
         if row % 8 == 0:  # click the row and the detail next to it; focus the detail
             await pilot.click(f"#{pane.PANE_ID}-table", offset=(20, min(row, 10) + 1))
             await pilot.click(f"#{pane.PANE_ID}", offset=(100, 10))
@@ -287,7 +304,28 @@ async def visit_every_row(app: Watched, pilot: Pilot, pane_key: str, extra: Call
     return rows
 
 
-async def test_hostile_text_in_every_pane(backend: tuple[LocalBackend, FakeClock]) -> None:
+async def view_full(app: Watched, pilot: Pilot, where: str) -> None:
+    """``v``: the whole text, top and end (the 1 MB strings included)."""
+    await pilot.press("v")
+    await settle(app, pilot)
+    assert isinstance(app.screen, FullTextScreen), where
+    check_screen(app, f"{where} full text")
+    await pilot.press("end")
+    await settle(app, pilot)
+    check_screen(app, f"{where} full text, end")
+    await pilot.press("escape")
+    await settle(app, pilot)
+
+
+def big(app: Watched) -> bool:
+    item = app.active_pane.table.cursor_item
+    return item is not None and len(item.model_dump_json()) > 50_000
+
+
+# One test per pane (each on its own console over the same seeded store), so they can run in parallel.
+
+
+async def test_hostile_text_in_every_pane_approvals(backend: tuple[LocalBackend, FakeClock]) -> None:
     b, clock = backend
     async with console(b, clock) as (app, pilot):
         check_screen(app, "start")
@@ -300,32 +338,22 @@ async def test_hostile_text_in_every_pane(backend: tuple[LocalBackend, FakeClock
         check_screen(app, "arrival notifications")
         assert any("pwned" in text or "pwned" in title for _, title, text in app.said)  # shown, as text
 
-        async def view_full(where: str) -> None:
-            """``v``: the whole text, top and end (the 1 MB strings included)."""
-            await pilot.press("v")
-            await settle(app, pilot)
-            assert isinstance(app.screen, FullTextScreen), where
-            check_screen(app, f"{where} full text")
-            await pilot.press("end")
-            await settle(app, pilot)
-            check_screen(app, f"{where} full text, end")
-            await pilot.press("escape")
-            await settle(app, pilot)
-
-        def big() -> bool:
-            item = app.active_pane.table.cursor_item
-            return item is not None and len(item.model_dump_json()) > 50_000
-
         async def view_request(row: int) -> None:
-            if row % 11 == 0 or big():
-                await view_full(f"request {row}")
+            if row % 11 == 0 or big(app):
+                await view_full(app, pilot, f"request {row}")
 
         seen = await visit_every_row(app, pilot, "1", view_request)
         assert seen == len(HOSTILE) + 3
+        assert app.smuggled == [] and app.is_running
+
+
+async def test_hostile_text_in_every_pane_escalations(backend: tuple[LocalBackend, FakeClock]) -> None:
+    b, clock = backend
+    async with console(b, clock) as (app, pilot):
 
         async def open_thread(row: int) -> None:
-            if row % 11 == 0 or big():
-                await view_full(f"escalation {row}")
+            if row % 11 == 0 or big(app):
+                await view_full(app, pilot, f"escalation {row}")
             if row % 16 == 0:
                 await pilot.press("r")  # the reply box: focus lands next to the agent's messages
                 await settle(app, pilot)
@@ -334,12 +362,24 @@ async def test_hostile_text_in_every_pane(backend: tuple[LocalBackend, FakeClock
                 await settle(app, pilot)
 
         assert await visit_every_row(app, pilot, "2", open_thread) == len(HOSTILE)
+        assert app.smuggled == [] and app.is_running
+
+
+async def test_hostile_text_in_every_pane_reviews(backend: tuple[LocalBackend, FakeClock]) -> None:
+    b, clock = backend
+    async with console(b, clock) as (app, pilot):
 
         async def view_result(row: int) -> None:
-            if row % 11 == 0 or big():  # including both 1 MB results
-                await view_full(f"review {row}")
+            if row % 11 == 0 or big(app):  # including both 1 MB results
+                await view_full(app, pilot, f"review {row}")
 
         assert await visit_every_row(app, pilot, "3", view_result) == len(HOSTILE)
+        assert app.smuggled == [] and app.is_running
+
+
+async def test_hostile_text_in_every_pane_capabilities(backend: tuple[LocalBackend, FakeClock]) -> None:
+    b, clock = backend
+    async with console(b, clock) as (app, pilot):
 
         async def history(row: int) -> None:
             if row % 5 == 0:
@@ -349,8 +389,8 @@ async def test_hostile_text_in_every_pane(backend: tuple[LocalBackend, FakeClock
                 await pilot.press("escape")
                 await settle(app, pilot)
 
-        await visit_every_row(app, pilot, "4", history)
-
+        # capabilities are few (every 3rd string) and sorted by name, not by corpus order: export all
+        await visit_every_row(app, pilot, "4", history, export_all=True)
         assert app.smuggled == [] and app.is_running
 
 
