@@ -107,3 +107,16 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
 
 
 HITL = [sys.executable, "-m", "hitl_tui"]
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``--dist loadgroup``, see pyproject.toml) the tests of a module that share a
+    module-scoped fixture (one server, one benchmark run) stay on one worker: the fixture is set up
+    once, and the tests see one another's effects in file order, as they do without xdist."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        if any(fd.scope in ("module", "package", "class") for fds in info.name2fixturedefs.values() for fd in fds):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
