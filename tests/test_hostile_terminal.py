@@ -178,12 +178,18 @@ async def seed(backend: LocalBackend, clock: FakeClock) -> None:
         )
         await backend.post_message(esc.id, clip(bad, 100_000) or "x", author=name, role=MessageRole.agent)
         await backend.log_review(
-            ReviewCreate(agent=name, tool=clip(f"r{i}{bad}", 200), args={"x": bad, clip(bad, 500) or "y": 1},
-                         result=bad, result_limit=1_000_000)
+            ReviewCreate(
+                agent=name,
+                tool=clip(f"r{i}{bad}", 200),
+                args={"x": bad, clip(bad, 500) or "y": 1},
+                result=bad,
+                result_limit=1_000_000,
+            )
         )
         if i % 3 == 0:  # capabilities come from policy imports, which can carry hostile text too
             await backend.put_capability(
-                Capability(tool=clip(f"c{i}{bad}", 200), description=clip(bad, 100_000)), actor="import",
+                Capability(tool=clip(f"c{i}{bad}", 200), description=clip(bad, 100_000)),
+                actor="import",
                 reason=clip(bad, 1000),
             )
 
@@ -331,8 +337,11 @@ async def test_hostile_text_in_every_pane_approvals(backend: tuple[LocalBackend,
         check_screen(app, "start")
         # a live arrival: the notification title and text carry agent strings
         for bad in (HOSTILE[0], HOSTILE[22], HOSTILE[52]):
-            await b.create_request(RequestCreate(agent=clip(bad, 200), tool=clip(bad, 200), summary=bad,
-                                                 risk=Risk.critical, timeout_s=7200))
+            await b.create_request(
+                RequestCreate(
+                    agent=clip(bad, 200), tool=clip(bad, 200), summary=bad, risk=Risk.critical, timeout_s=7200
+                )
+            )
         await until(pilot, lambda: app.counts.pending == len(HOSTILE) + 3)
         await settle(app, pilot)
         check_screen(app, "arrival notifications")
@@ -460,8 +469,15 @@ def test_the_detail_of_a_huge_request_is_bounded() -> None:
     from hitl_tui.models import ApprovalRequest
 
     now = datetime(2026, 1, 15, 9, 30, tzinfo=UTC)
-    req = ApprovalRequest(id=1, agent="bot", tool="deploy", args={"blob": "A" * MB}, summary="B" * 100_000,
-                          context="C" * 100_000, created_at=now)
+    req = ApprovalRequest(
+        id=1,
+        agent="bot",
+        tool="deploy",
+        args={"blob": "A" * MB},
+        summary="B" * 100_000,
+        context="C" * 100_000,
+        created_at=now,
+    )
     shown = request_content(req, now, "alice").plain
     assert len(shown) < 50_000
     assert "press v to view all" in shown

@@ -110,8 +110,14 @@ async def _agent(name: str, token: str, url: str, count: int, offset: int, tally
 
             result: Any = None
             for attempt in range(ATTEMPTS):
-                result = await gate.run("deploy", {"key": key}, tool, summary="hold" if hold else f"deploy {i}",
-                                        timeout=timeout, idempotency_key=key)
+                result = await gate.run(
+                    "deploy",
+                    {"key": key},
+                    tool,
+                    summary="hold" if hold else f"deploy {i}",
+                    timeout=timeout,
+                    idempotency_key=key,
+                )
                 if not (isinstance(result, NotApproved) and result.status == "error"):
                     break
                 tally.agent_retries += 1  # the answer was lost (server down): ask again, same key
@@ -219,11 +225,17 @@ async def test_chaos_run(store_url: str, tmp_path: Path) -> None:
     stop = asyncio.Event()
     try:
         per_agent = REQUESTS // AGENTS
-        reviewers = [asyncio.create_task(_reviewer(f"rev{i}", tokens[f"rev{i}"], proc.url, tally, stop, i))
-                     for i in range(REVIEWERS)]
+        reviewers = [
+            asyncio.create_task(_reviewer(f"rev{i}", tokens[f"rev{i}"], proc.url, tally, stop, i))
+            for i in range(REVIEWERS)
+        ]
         killer = asyncio.create_task(_killer(proc, tally, stop))
-        agents = [asyncio.create_task(_agent(f"agent{a:02d}", tokens[f"agent{a:02d}"], proc.url, per_agent,
-                                             a * per_agent, tally)) for a in range(AGENTS)]
+        agents = [
+            asyncio.create_task(
+                _agent(f"agent{a:02d}", tokens[f"agent{a:02d}"], proc.url, per_agent, a * per_agent, tally)
+            )
+            for a in range(AGENTS)
+        ]
         await asyncio.wait_for(asyncio.gather(*agents), 360)
         stop.set()
         await asyncio.gather(*reviewers, killer)
@@ -272,20 +284,34 @@ async def test_chaos_run(store_url: str, tmp_path: Path) -> None:
     # the log: 1..N without a gap, and the chain verifies, through the API code and the CLI
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert audit.ok, audit.problems[:5]
-    cli = subprocess.run([*HITL, "--store", store_url, "audit", "verify"], env=server_env(tmp_path),
-                         capture_output=True, text=True, timeout=120)
+    cli = subprocess.run(
+        [*HITL, "--store", store_url, "audit", "verify"],
+        env=server_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert cli.returncode == 0 and f"{len(events)} events verified" in cli.stdout, cli.stdout + cli.stderr
     assert tally.kills >= 5
 
     statuses = Counter(r.status.value for r in requests)
     figures = {
         "store": "postgresql" if store_url.startswith("postgresql") else "sqlite",
-        "requests": len(requests), "agents": AGENTS, "reviewers": REVIEWERS, "sigkills": tally.kills,
-        "seconds": round(elapsed, 1), "statuses": dict(sorted(statuses.items())), "events": len(events),
-        "reviewer_conflicts_409": tally.conflicts, "reviewer_retries": tally.reviewer_retries,
-        "agent_retries": tally.agent_retries, "agents_left_without_answer": unanswered,
-        "tool_runs": sum(tally.runs.values()), "audit_ok": audit.ok,
-        "python": sys.version.split()[0], "cpus": os.cpu_count(),
+        "requests": len(requests),
+        "agents": AGENTS,
+        "reviewers": REVIEWERS,
+        "sigkills": tally.kills,
+        "seconds": round(elapsed, 1),
+        "statuses": dict(sorted(statuses.items())),
+        "events": len(events),
+        "reviewer_conflicts_409": tally.conflicts,
+        "reviewer_retries": tally.reviewer_retries,
+        "agent_retries": tally.agent_retries,
+        "agents_left_without_answer": unanswered,
+        "tool_runs": sum(tally.runs.values()),
+        "audit_ok": audit.ok,
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
     }
     print("\nchaos figures:", json.dumps(figures))
     report = os.environ.get("HITL_CHAOS_REPORT")
