@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -107,6 +108,15 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
 
 
 HITL = [sys.executable, "-m", "hitl_tui"]
+
+
+@pytest.fixture(autouse=True)
+def _child_watchers_of_earlier_tests_are_gone() -> None:
+    """Each asyncio child-watcher thread ends right after its child is reaped; under xdist the next test
+    can start in that instant. Let them end first, so a test that compares threads sees its own."""
+    for t in threading.enumerate():
+        if t.name.startswith("asyncio-waitpid-"):
+            t.join(timeout=2)
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks
