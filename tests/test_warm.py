@@ -388,6 +388,39 @@ def test_an_idle_daemon_exits(cli_env: dict[str, str], warm_dir: Path) -> None:
 # =========================================================================== signals and lifetimes
 
 
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        kids = children_of(todo.pop())
+        out += kids
+        todo += kids
+    return out
+
+
+def _warm_children(env: dict[str, str]) -> list[int]:
+    try:
+        daemon = status(env).get("pid")
+    except Exception:
+        return []
+    return children_of(daemon) if daemon else []
+
+
+def _signal_report(pids: list[int]) -> str:
+    """Per process: its command, state, wait channel, and blocked / ignored / pending / caught signals."""
+    lines = []
+    for pid in dict.fromkeys(pids):
+        try:
+            status_text = Path(f"/proc/{pid}/status").read_text()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            wchan = Path(f"/proc/{pid}/wchan").read_text()
+        except OSError:
+            continue
+        keep = ("State", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt", "Threads")
+        fields = [ln for ln in status_text.splitlines() if ln.split(":")[0] in keep]
+        lines.append(f"pid {pid} [{cmd.strip()}] wchan={wchan}: " + "; ".join(fields))
+    return "\n".join(lines)
+
+
 def _wait_for_pending(env: dict[str, str], store: str) -> None:
     def filed() -> bool:
         p = hitl({**env, "HITL_WARM": "0", "HITL_STORE": store}, "ls", "--json")
@@ -411,7 +444,13 @@ def test_ctrl_c_ends_a_waiting_request_as_in_process(warm_env: dict[str, str], t
         _wait_for_pending(env, store)
         time.sleep(0.3)  # into the wait
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # say where it hangs (seen once in CI), then fail
+            report = _signal_report([proc.pid, *_descendants(proc.pid), *_warm_children(env)])
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"{mode}: no exit 30 s after SIGINT\n{report}\nstderr: {err[-2000:]}")
         results.append((proc.returncode, out.replace(store, "STORE"), err.replace(store, "STORE")))
     assert results[0] == results[1]
     assert results[0][0] == 130
