@@ -388,6 +388,14 @@ def test_an_idle_daemon_exits(cli_env: dict[str, str], warm_dir: Path) -> None:
 # =========================================================================== signals and lifetimes
 
 
+def _as_from_a_terminal() -> None:
+    """Ctrl-C as a shell user has it: a job started in the background of a non-interactive shell (CI
+    runners can run the suite that way) inherits SIGINT and SIGQUIT ignored, and then ``hitl``
+    rightly ignores them too, warm or in-process alike."""
+    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _descendants(pid: int) -> list[int]:
     out, todo = [], [pid]
     while todo:
@@ -440,6 +448,7 @@ def test_ctrl_c_ends_a_waiting_request_as_in_process(warm_env: dict[str, str], t
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=_as_from_a_terminal,
         )
         _wait_for_pending(env, store)
         time.sleep(0.3)  # into the wait
