@@ -148,7 +148,8 @@ def _base_parser() -> tuple[Parser, Any]:
         prog="hitl",
         description=(
             "hitl-tui: a human-in-the-loop control plane for AI agents.\n"
-            "With no command, opens the reviewer console on the configured backend."
+            "With no command, opens the reviewer console on the configured backend.\n"
+            "The options below also work after the command (hitl console --store PATH)."
         ),
         epilog=EXIT_CODES_HELP + "\nenvironment: HITL_STORE, HITL_SERVER, HITL_TOKEN, HITL_REVIEWER, HITL_CONFIG,"
         " HITL_WARM=0 (run every command in-process; see docs/warm.md)\n",
@@ -168,6 +169,34 @@ def _base_parser() -> tuple[Parser, Any]:
     parser.add_argument("--config", metavar="FILE", help="config file (default: `hitl config path`; env HITL_CONFIG)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     return parser, sub
+
+
+#: the global options a command also takes after its name (``hitl console --store X``, as kubectl and gh
+#: take flags anywhere): flag, dest, metavar
+_GLOBAL_OPTIONS = (
+    ("--store", "store", "PATH"),
+    ("--server", "server", "URL"),
+    ("--token", "token", "T"),
+    ("--as", "reviewer", "NAME"),
+    ("--config", "config", "FILE"),
+)
+
+
+def _globals_after_the_command(parser: argparse.ArgumentParser) -> None:
+    """Give every (sub-)command the global options, hidden from its help and with no default, so
+    one given after the command sets the same setting and one not given leaves the global value
+    alone. A command with an option of its own by that name (``serve --store``) keeps its own."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for command in {id(c): c for c in action.choices.values()}.values():
+            taken = {flag for a in command._actions for flag in a.option_strings}
+            for flag, dest, metavar in _GLOBAL_OPTIONS:
+                if flag not in taken:
+                    command.add_argument(
+                        flag, dest=dest, metavar=metavar, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+                    )
+            _globals_after_the_command(command)
 
 
 def _register(sub: Any, name: str) -> None:
@@ -191,10 +220,12 @@ def build_parser(argv: list[str] | None = None) -> Parser:
         parser, sub = _base_parser()
         _register(sub, home)
         if word in sub.choices:
+            _globals_after_the_command(parser)
             return parser
     parser, sub = _base_parser()
     for name in COMMAND_MODULES:
         _register(sub, name)
+    _globals_after_the_command(parser)
     return parser
 
 
