@@ -7,7 +7,7 @@ import argparse
 import time
 from typing import Any
 
-from . import EXIT_ERROR, EXIT_OK, add_json_flag, fail
+from . import EXIT_ERROR, EXIT_OK, EXIT_USAGE, add_json_flag, fail
 
 WARM_HELP = """\
 Commands such as `hitl hook claude-code`, `hitl request` and `hitl approve` are handed to a warm
@@ -39,7 +39,7 @@ def register(sub: Any) -> None:
 
     def usage(args: argparse.Namespace, ctx: Any) -> int:
         p.print_help()
-        return 64
+        return EXIT_USAGE
 
     p.set_defaults(func=usage)
 
