@@ -507,3 +507,87 @@ def test_status_and_help_read_right(warm_env: dict[str, str]) -> None:
     p = hitl(warm_env, "warm", "--help")
     assert "HITL_WARM=0" in p.stdout and all(a in p.stdout for a in ("start", "stop", "status"))
     assert status(warm_env)["jobs"] == s["jobs"]  # help and warm itself run in-process
+
+
+def test_the_started_daemon_keeps_none_of_the_callers_descriptors(cli_env: dict[str, str], warm_dir: Path) -> None:
+    """`x=$(hitl ls 3>&1)` or `flock 9; hitl ...`: the daemon a call starts must not hold the caller's
+    pipe or lock for its lifetime (the caller would wait for EOF, or the lock, for 15 minutes)."""
+    import select
+
+    env = {**cli_env, "HITL_WARM": "1", "HITL_WARM_DIR": str(warm_dir)}
+    read_end, write_end = os.pipe()
+    try:
+        proc = subprocess.Popen([*HITL, "ls"], env=env, pass_fds=[write_end], cwd="/", stdout=subprocess.DEVNULL)
+        os.close(write_end)
+        assert proc.wait(timeout=60) == 0
+        assert eventually(lambda: status(env)["running"], "the daemon the call started")
+        ready, _, _ = select.select([read_end], [], [], 10)
+        assert ready and os.read(read_end, 1) == b"", "the daemon holds the caller's pipe open"
+    finally:
+        os.close(read_end)
+        stop(env)
+
+
+def test_a_running_job_does_not_keep_a_new_daemon_from_starting(warm_env: dict[str, str]) -> None:
+    proc = subprocess.Popen(
+        [*HITL, "request", "deploy", "--wait", "--timeout", "60"],
+        env=warm_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_for_pending(warm_env, warm_env["HITL_STORE"])
+        old = status(warm_env)["pid"]
+        (job,) = children_of(old)
+        assert hitl({**warm_env, "HITL_WARM": "0"}, "warm", "stop").returncode == 0
+        assert alive(job)  # the waiting job carries on after its daemon has gone
+        started = hitl({**warm_env, "HITL_WARM": "0"}, "warm", "start", "--timeout", "20")
+        assert started.returncode == 0, started.stderr
+        assert status(warm_env)["pid"] not in (old, job)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_ctrl_c_still_works_when_the_hand_over_fails_at_the_last_step(cli_env: dict[str, str], warm_dir: Path) -> None:
+    """A daemon whose child announces itself and dies before the "go": the command runs in-process,
+    with its own signal handlers back (not the forwarding ones, which had no child to forward to)."""
+    from hitl_tui.warm import client
+
+    env = {**cli_env, "HITL_WARM": "1", "HITL_WARM_DIR": str(warm_dir)}
+    warm_dir.mkdir(mode=0o700)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(client.socket_path(env))
+    server.listen(8)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            conn.shutdown(socket.SHUT_RD)  # the "go" cannot arrive: the client's send fails (EPIPE)
+            conn.sendall(b'{"pid": 999999}\n')
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        proc = subprocess.Popen(
+            [*HITL, "request", "deploy", "--wait", "--timeout", "60"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=_as_from_a_terminal,
+        )
+        _wait_for_pending(env, env["HITL_STORE"])  # filed in-process, after the failed hand-over
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        try:
+            assert proc.wait(timeout=30) == 130
+        finally:
+            proc.kill()
+            proc.communicate()
+    finally:
+        server.close()

@@ -287,6 +287,9 @@ def spawn_daemon(path: str | None = None, force: bool = False) -> bool:
             os.dup2(null, 0)
             os.dup2(log, 1)
             os.dup2(log, 2)
+            # nothing else of the caller's: an inherited pipe (`x=$(hitl ls 3>&1)`) or lock
+            # (`flock 9`) held by a daemon that lives for minutes would hang or block the caller
+            os.closerange(3, os.sysconf("SC_OPEN_MAX"))
             os.chdir("/")
             os.execve(sys.executable, args, env)
         finally:
@@ -364,12 +367,18 @@ def run_warm(argv: list[str], path: str) -> int:
             except OSError:
                 pass
 
-        for sig in FORWARDED_SIGNALS:
-            if sig not in header["ignore"]:
-                _signal.signal(sig, forward)
+        before = {sig: _signal.getsignal(sig) for sig in FORWARDED_SIGNALS if sig not in header["ignore"]}
+        for sig in before:
+            _signal.signal(sig, forward)
         try:
             sock.sendall(b"g")  # from here on the job is the child's: no fallback
         except OSError as exc:
+            # the command runs in-process after all: with this process's own handlers again, and
+            # any signal that came meanwhile delivered to it
+            for sig, handler in before.items():
+                _signal.signal(sig, handler)
+            for signum in early:
+                os.kill(os.getpid(), signum)
             raise _Fallback(f"hand-over failed: {exc}") from None
         child[0] = int(first["pid"])  # one bytecode: a handler runs before (early) or after it
         for signum in list(early):

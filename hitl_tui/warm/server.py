@@ -254,10 +254,11 @@ def run_child(conn: socket.socket, fds: list[int], header: dict) -> None:
 
 
 class Daemon:
-    def __init__(self, path: str, package: str, idle: float) -> None:
+    def __init__(self, path: str, package: str, idle: float, lock: int | None = None) -> None:
         self.path = path
         self.package = package
         self.idle = idle
+        self.lock = lock  # the one-daemon lock: held by the daemon, never by its jobs
         self.started = time.time()
         self.jobs = 0
         self.listener: socket.socket | None = None
@@ -390,6 +391,8 @@ class Daemon:
             if pid == 0:  # pragma: no cover - the child (covered by tests/test_warm.py, in a subprocess)
                 assert self.listener is not None
                 self.listener.close()
+                if self.lock is not None:  # flock is shared across fork: a long job would keep a
+                    os.close(self.lock)  # new daemon from starting after this one has gone
                 run_child(conn, fds, header)
             self.jobs += 1
             return "next"
@@ -452,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     t = time.perf_counter()
     warm_up()
-    daemon = Daemon(args.socket, here, idle)
+    daemon = Daemon(args.socket, here, idle, lock)
     gc.collect()
     gc.freeze()  # the children share these pages: no copy-on-write from the collector touching them
     daemon.bind()
