@@ -591,3 +591,18 @@ def test_ctrl_c_still_works_when_the_hand_over_fails_at_the_last_step(cli_env: d
             proc.communicate()
     finally:
         server.close()
+
+
+def test_a_runtime_dir_that_is_not_ours_is_not_used(tmp_path: Path) -> None:
+    """XDG_RUNTIME_DIR inherited from another user (su, sudo -E): the socket goes to /tmp/hitl-<uid>."""
+    from hitl_tui.warm import client
+
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o700)
+    assert client.socket_dir({"XDG_RUNTIME_DIR": str(mine)}) == str(mine / "hitl")
+    assert client.socket_dir({"XDG_RUNTIME_DIR": str(tmp_path / "missing")}) == f"/tmp/hitl-{os.getuid()}"
+    if os.getuid() == 0:  # only root can give a directory away
+        theirs = tmp_path / "theirs"
+        theirs.mkdir(mode=0o700)
+        os.chown(theirs, 65534, 65534)
+        assert client.socket_dir({"XDG_RUNTIME_DIR": str(theirs)}) == "/tmp/hitl-0"

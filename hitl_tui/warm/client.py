@@ -150,9 +150,17 @@ def socket_dir(environ: dict[str, str] | os._Environ[str] | None = None) -> str:
     if override:
         return os.path.abspath(override)
     runtime = env.get("XDG_RUNTIME_DIR")
-    if runtime and os.path.isabs(runtime) and os.path.isdir(runtime):
+    if runtime and os.path.isabs(runtime) and _ours(runtime):  # not one inherited through su/sudo -E
         return os.path.join(runtime, "hitl")
     return f"/tmp/hitl-{os.getuid()}"
+
+
+def _ours(path: str) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return st.st_uid == os.getuid() and os.access(path, os.W_OK | os.X_OK)
 
 
 def socket_path(environ: dict[str, str] | os._Environ[str] | None = None) -> str:
