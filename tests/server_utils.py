@@ -31,6 +31,7 @@ def server_env(tmp: Path) -> dict[str, str]:
     env["HITL_CONFIG"] = str(tmp / "no-config.toml")
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["NO_COLOR"] = "1"
+    env["HITL_WARM"] = "0"  # in-process, and no warm daemon left behind
     return env
 
 

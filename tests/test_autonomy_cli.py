@@ -35,6 +35,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HITL_CONFIG", str(config))
     monkeypatch.setenv("HITL_AUTONOMY_FILE", str(tmp_path / "dismissed.json"))
     monkeypatch.setenv("HITL_REVIEWER", "carol")
+    monkeypatch.setenv("HITL_WARM", "0")
     if "autonomy" not in cli.COMMAND_MODULES:
         monkeypatch.setattr(cli, "COMMAND_MODULES", [*cli.COMMAND_MODULES, "autonomy"])
     db = tmp_path / "hitl.db"

@@ -23,7 +23,7 @@ FIELDS = {"name", "benchmark", "figures", "baseline", "ratio", "ratio_of", "targ
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("bench") / "results.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HITL_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HITL_")} | {"HITL_WARM": "0"}
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--out", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
