@@ -305,6 +305,27 @@ def test_a_directory_others_can_enter_is_refused(cli_env: dict[str, str], warm_d
     assert hitl(env, "warm", "start").returncode == 3
 
 
+def _fake_daemon(path: str, answer: Callable[[socket.socket], None]) -> socket.socket:
+    """Something listening on the daemon's socket: reads each client's hand-over, lets ``answer``
+    reply (or not), hangs up. Close the returned socket to stop it."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(8)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            answer(conn)
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server
+
+
 @pytest.mark.parametrize("garbage", ["a regular file", "a socket that hangs up", "a socket that talks nonsense"])
 def test_a_garbage_socket_means_in_process(cli_env: dict[str, str], warm_dir: Path, garbage: str) -> None:
     from hitl_tui.warm import client
@@ -316,22 +337,12 @@ def test_a_garbage_socket_means_in_process(cli_env: dict[str, str], warm_dir: Pa
     if garbage == "a regular file":
         Path(path).write_text("not a socket")
     else:
-        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        server.bind(path)
-        server.listen(8)
 
-        def serve() -> None:
-            while True:
-                try:
-                    conn, _ = server.accept()
-                except OSError:
-                    return
-                conn.recv(65536)
-                if garbage == "a socket that talks nonsense":
-                    conn.sendall(b"garbage\n")
-                conn.close()
+        def answer(conn: socket.socket) -> None:
+            if garbage == "a socket that talks nonsense":
+                conn.sendall(b"garbage\n")
 
-        threading.Thread(target=serve, daemon=True).start()
+        server = _fake_daemon(path, answer)
     try:
         p = hitl(env, "request", "deploy")
         assert p.returncode == 0 and p.stdout.split()[0] == "1"
@@ -556,22 +567,12 @@ def test_ctrl_c_still_works_when_the_hand_over_fails_at_the_last_step(cli_env: d
 
     env = {**cli_env, "HITL_WARM": "1", "HITL_WARM_DIR": str(warm_dir)}
     warm_dir.mkdir(mode=0o700)
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(client.socket_path(env))
-    server.listen(8)
 
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            conn.recv(65536)
-            conn.shutdown(socket.SHUT_RD)  # the "go" cannot arrive: the client's send fails (EPIPE)
-            conn.sendall(b'{"pid": 999999}\n')
-            conn.close()
+    def answer(conn: socket.socket) -> None:
+        conn.shutdown(socket.SHUT_RD)  # the "go" cannot arrive: the client's send fails (EPIPE)
+        conn.sendall(b'{"pid": 999999}\n')
 
-    threading.Thread(target=serve, daemon=True).start()
+    server = _fake_daemon(client.socket_path(env), answer)
     try:
         proc = subprocess.Popen(
             [*HITL, "request", "deploy", "--wait", "--timeout", "60"],
