@@ -426,6 +426,63 @@ async def test_read_only_backend_says_so_and_refuses(db_path: Path, clock: Any) 
         await ro.close()
 
 
+def footer_keys(app: HitlConsole) -> set[str]:
+    from textual.widgets._footer import FooterKey
+
+    return {key.description for key in app.query(FooterKey)}
+
+
+async def test_read_only_footer_offers_only_what_works(db_path: Path, clock: Any) -> None:
+    """An agent's token: the footer drops the keys that would send something (as k9s --readonly
+    does), and pressing one anyway says why nothing happened. A reviewer's console keeps them."""
+    from hitl_tui.store.sqlite import SQLiteStore
+
+    writer = open_backend(db_path, clock)
+    await build(writer, clock)
+    try:
+        async with console(writer, clock) as (app, pilot):
+            await goto_request(app, pilot, "send_customer_email")
+            await pilot.pause()
+            assert {"Approve", "Deny", "Edit", "Approve all", "Filter"} <= footer_keys(app)
+    finally:
+        await writer.close()
+    ro = ReadOnlyBackend(SQLiteStore(db_path, clock=clock), actor=REVIEWER)
+    try:
+        async with console(ro, clock) as (app, pilot):
+            req = await goto_request(app, pilot, "send_customer_email")
+            await pilot.pause()
+            shown = footer_keys(app)
+            assert "Filter" in shown and "Help" in shown
+            assert not shown & {"Approve", "Deny", "Edit", "Select", "Approve all"}, shown
+            for key, verb in (("d", "decide"), ("space", "decide")):
+                app.said.clear()
+                await pilot.press(key)
+                assert f"you can look but not {verb}" in said(app), key
+            app.action_show_pane("review")
+            await pilot.pause()
+            assert not footer_keys(app) & {"Mark OK", "Flag", "Select"}
+            app.action_show_pane("escalations")
+            await pilot.pause()
+            assert not footer_keys(app) & {"Reply", "Take over", "Resolve"}
+            app.action_show_pane("capabilities")
+            await pilot.pause()
+            shown = footer_keys(app)
+            assert not shown & {"Promote", "Demote", "Set stage", "Accept suggestion"}, shown
+            assert "History" in shown
+            app.said.clear()
+            await pilot.press("p")
+            assert "you can look but not change stages" in said(app)
+            app.action_show_pane("approvals")
+            await pilot.pause()
+            app.said.clear()
+            await pilot.press("slash", "a")  # a letter typed into the filter is text, not a refusal
+            await pilot.pause()
+            assert "look but not" not in said(app)
+            assert (await ro.get_request(req.id)).status is RequestStatus.pending
+    finally:
+        await ro.close()
+
+
 # ======================================================================== escalations
 
 

@@ -313,6 +313,7 @@ class HitlConsole(App[None]):
             status = self.query_one(StatusLine)
             status.read_only = True
             status.refresh()
+            self.refresh_bindings()  # the footer drops the keys that would send something
 
     def _sync(self) -> None:
         """(Re)load everything shown: at start and after a reconnect."""

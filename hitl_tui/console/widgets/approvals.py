@@ -59,6 +59,13 @@ class ApprovalsPane(Pane):
         Binding("v", "view", "Full text", show=False),  # the footer is full at 80 columns; the detail says "press v"
         Binding("escape", "back", "Back to list", show=False),
     ]
+    WRITE_ACTIONS: ClassVar[dict[str, str]] = {
+        "approve": "decide",
+        "deny": "decide",
+        "edit": "decide",
+        "toggle_select": "decide",
+        "approve_selected": "decide",
+    }
 
     _detail_clock: tuple[object, ...] | None = None  # the time-dependent text the detail last showed (tick)
 

@@ -60,6 +60,12 @@ class CapabilitiesPane(Pane):
         Binding("c", "calibration", "Calibration", show=False),
         Binding("escape", "back", "Back to list", show=False),
     ]
+    WRITE_ACTIONS: ClassVar[dict[str, str]] = {
+        "promote": "change stages",
+        "demote": "change stages",
+        "set_stage": "change stages",
+        "accept_suggestion": "change stages",
+    }  # dismissing a suggestion is kept on this machine: allowed
 
     def __init__(self) -> None:
         super().__init__()

@@ -65,6 +65,7 @@ class EscalationsPane(Pane):
         Binding("x", "resolve", "Resolve"),
         Binding("v", "view", "Full text"),
     ]
+    WRITE_ACTIONS: ClassVar[dict[str, str]] = {"reply": "reply", "take_over": "take over", "resolve": "resolve"}
 
     def compose(self) -> ComposeResult:
         console = self.console

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar, cast
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Vertical
 from textual.content import Content
+from textual.widgets import Input, TextArea
 
 from ...models import Event
 from ..filters import Filter, FilterError, parse_filter
@@ -36,6 +38,9 @@ class Pane(Container):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter", tooltip="Filter this list (esc clears)"),
     ]
+    # Actions that send something (action -> what the refusal says one cannot do). On a read-only
+    # connection (an agent's token) they leave the footer, and their keys say why nothing happens.
+    WRITE_ACTIONS: ClassVar[dict[str, str]] = {}
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id or self.PANE_ID)
@@ -58,6 +63,27 @@ class Pane(Container):
 
     def focus_main(self) -> None:
         self.table.focus()
+
+    # ----------------------------------------------------------------- read-only
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (action in self.WRITE_ACTIONS and self.console.read_only)
+
+    def _write_action_for(self, key: str) -> str | None:
+        for cls in type(self).__mro__:
+            for binding in cls.__dict__.get("BINDINGS", ()):
+                if isinstance(binding, Binding) and binding.action in self.WRITE_ACTIONS:
+                    if key in (k.strip() for k in binding.key.split(",")):
+                        return binding.action
+        return None
+
+    def on_key(self, event: events.Key) -> None:
+        if not self.console.read_only or isinstance(self.app.focused, (Input, TextArea)):
+            return
+        action = self._write_action_for(event.key)
+        if action is not None:  # its binding is off (check_action): say why the key did nothing
+            event.stop()
+            event.prevent_default()
+            self.console.ensure_writable(self.WRITE_ACTIONS[action])
 
     # ----------------------------------------------------------------- title
     def list_title(self) -> str:

@@ -45,6 +45,7 @@ class ReviewPane(Pane):
         Binding("v", "view", "Result"),
         Binding("escape", "back", "Back to list", show=False),
     ]
+    WRITE_ACTIONS: ClassVar[dict[str, str]] = {"mark_ok": "mark", "flag": "flag", "toggle_select": "mark"}
 
     def compose(self) -> ComposeResult:
         console = self.console
