@@ -71,9 +71,12 @@ class Pane(Container):
     def _write_action_for(self, key: str) -> str | None:
         for cls in type(self).__mro__:
             for binding in cls.__dict__.get("BINDINGS", ()):
-                if isinstance(binding, Binding) and binding.action in self.WRITE_ACTIONS:
-                    if key in (k.strip() for k in binding.key.split(",")):
-                        return binding.action
+                if (
+                    isinstance(binding, Binding)
+                    and binding.action in self.WRITE_ACTIONS
+                    and key in (k.strip() for k in binding.key.split(","))
+                ):
+                    return binding.action
         return None
 
     def on_key(self, event: events.Key) -> None:
