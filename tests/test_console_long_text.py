@@ -27,7 +27,7 @@ from hitl_tui.console.adapters import json_content, safe_json
 from hitl_tui.console.preview import DETAIL_CHARS, SHOWN_IN_PART, VIEW_ALL, json_preview, text_preview
 from hitl_tui.console.screens.text_view import TextViewScreen
 from hitl_tui.console.widgets.approvals import ApprovalsPane
-from hitl_tui.console.widgets.chat_view import MessageBubble, message_content
+from hitl_tui.console.widgets.chat_view import THREAD_WINDOW, MessageBubble, message_content
 from hitl_tui.console.widgets.escalations import EscalationsPane
 from hitl_tui.console.widgets.request_detail import request_content, request_full_text
 from hitl_tui.console.widgets.review import ReviewPane
@@ -326,6 +326,44 @@ async def test_a_long_escalation_message_is_cut_and_v_shows_the_thread(
         viewer = await open_viewer(app, pilot)
         assert "C" * 100_000 in viewer_plain(viewer)
         await reach_the_end(app, pilot, viewer, END)
+
+
+async def test_a_long_thread_shows_its_newest_messages_and_counts_the_rest(
+    backend: tuple[LocalBackend, FakeClock],
+) -> None:
+    """An agent that posts "still stuck" in a loop: the conversation keeps the newest
+    ``THREAD_WINDOW`` messages mounted and counts the earlier ones; a live message joins at the
+    bottom and the oldest shown one leaves; ``v`` still has every message."""
+    b, clock = backend
+    esc = await b.create_escalation(EscalationCreate(agent="bot", message="msg-0000 first"))
+    extra = 49
+    for i in range(1, THREAD_WINDOW + extra + 1):
+        await b.post_message(esc.id, f"msg-{i:04d} still stuck", author="bot", role=MessageRole.agent)
+    total = THREAD_WINDOW + extra + 1
+    async with console(b, clock) as (app, pilot):
+        await pilot.press("2")
+        await settle(app, pilot)
+        pane = app.query_one(EscalationsPane)
+        await until(pilot, lambda: len(pane.query(MessageBubble)) == THREAD_WINDOW)
+        await settle(app, pilot)
+        bubbles = pane.query(MessageBubble)
+        assert f"msg-{total - THREAD_WINDOW:04d}" in str(bubbles.first().render())
+        assert f"msg-{total - 1:04d}" in str(bubbles.last().render())
+        earlier = pane.chat.query_one("#chat-earlier")
+        assert earlier.display
+        assert str(earlier.render()) == f"{total - THREAD_WINDOW} earlier messages · v shows the whole thread"
+
+        await b.post_message(esc.id, "msg-live arrived", author="bot", role=MessageRole.agent)
+        await until(pilot, lambda: "msg-live" in str(pane.query(MessageBubble).last().render()))
+        await settle(app, pilot)
+        bubbles = pane.query(MessageBubble)
+        assert len(bubbles) == THREAD_WINDOW
+        assert f"msg-{total - THREAD_WINDOW + 1:04d}" in str(bubbles.first().render())
+        assert str(earlier.render()).startswith(f"{total - THREAD_WINDOW + 1} earlier messages")
+
+        viewer = await open_viewer(app, pilot)
+        everything = viewer_plain(viewer)
+        assert "msg-0000 first" in everything and "msg-live arrived" in everything
 
 
 async def test_a_1_mb_review_item_is_cut_and_v_shows_all_of_it(backend: tuple[LocalBackend, FakeClock]) -> None:

@@ -29,6 +29,7 @@ from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.timer import Timer
 from textual.widgets import ContentSwitcher, Footer
+from textual.worker import WorkerCancelled
 
 from ..autonomy import auto_demotion_notice, watch_flags
 from ..backend.base import Backend
@@ -470,5 +471,8 @@ class HitlConsole(App[None]):
                 if not [w for w in self.workers if w.group != "live" and not w.is_finished]:
                     return
                 continue
-            await asyncio.wait_for(self.workers.wait_for_complete(busy), max(0.01, deadline - loop.time()))
+            try:
+                await asyncio.wait_for(self.workers.wait_for_complete(busy), max(0.01, deadline - loop.time()))
+            except WorkerCancelled:  # a load replaced by a newer one: wait for that one instead
+                continue
         raise TimeoutError("the console did not settle")

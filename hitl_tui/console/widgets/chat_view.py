@@ -19,6 +19,9 @@ from .text_viewer import FullText
 
 #: characters of one message (and of the context) the conversation shows
 MESSAGE_CHARS = 2000
+#: the newest messages the conversation shows; earlier ones are counted on a line above them
+#: (``v`` shows the whole thread). An agent looping on "still stuck" must not mount a widget per message.
+THREAD_WINDOW = 200
 
 
 def _message_head(msg: EscalationMessage, now: datetime, reviewer: str) -> Content:
@@ -63,6 +66,7 @@ class ChatView(VerticalScroll, can_focus=True):
     ChatView { height: 1fr; padding: 0 1; border-top: hkey $panel-lighten-2; border-title-style: bold; }
     ChatView:focus { border-top: hkey $primary; }
     ChatView > #chat-empty { color: $text-muted; }
+    ChatView > #chat-earlier { color: $text-muted; text-align: center; margin: 0 0 1 0; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -88,7 +92,9 @@ class ChatView(VerticalScroll, can_focus=True):
             self._shown = 0
             if esc.context:
                 await self.mount(Static(context_content(esc), classes="context"))
-        new = esc.messages[self._shown :]
+            await self.mount(Static("", id="chat-earlier", markup=False))
+        total = len(esc.messages)
+        new = esc.messages[max(self._shown, total - THREAD_WINDOW) :]
         if new:
             await self.mount_all(
                 [
@@ -98,5 +104,14 @@ class ChatView(VerticalScroll, can_focus=True):
                     for m in new
                 ]
             )
-            self._shown = len(esc.messages)
+            self._shown = total
+            bubbles = list(self.query_children(MessageBubble))
+            if len(bubbles) > THREAD_WINDOW:
+                await self.remove_children(bubbles[: len(bubbles) - THREAD_WINDOW])
+        earlier = self.query_one("#chat-earlier", Static)
+        hidden = total - min(total, THREAD_WINDOW)
+        earlier.display = hidden > 0
+        if hidden:
+            noun = "message" if hidden == 1 else "messages"
+            earlier.update(f"{hidden:,} earlier {noun} · v shows the whole thread")
         self.scroll_end(animate=False)
