@@ -539,6 +539,30 @@ async def test_take_over_and_resolve(backend: LocalBackend, clock: Any) -> None:
         assert pane.reply_box.disabled
 
 
+@pytest.mark.parametrize("yields", [1, 2, 4])
+async def test_a_filter_set_while_a_read_is_in_flight_shows_only_matching_rows(
+    backend: LocalBackend, clock: Any, yields: int
+) -> None:
+    """Live events keep reads in flight. A filter applied during one must not show that read's
+    (unfiltered) rows, nor keep its cursor row as a "ghost": the reviewer would be looking at, and
+    could approve, a request the filter excludes."""
+    from hitl_tui.console.widgets.filter_bar import FilterBar
+
+    async with console(backend, clock) as (app, pilot):
+        pane = approvals(app)
+        table = pane.table
+        assert "refund" not in table.cursor_item.summary.lower()  # the cursor is on a row the filter drops
+        table.reload()  # as a live event does
+        for _ in range(yields):  # the read is now waiting on the store
+            await asyncio.sleep(0)
+        pane.on_filter_bar_changed(FilterBar.Changed(pane.query_one(FilterBar), "refund", True))
+        await settle(app, pilot)
+        shown = [table.item_at(i) for i in range(table.row_count)]
+        assert shown and table.row_count == table.total
+        assert all("refund" in (r.summary or "").lower() for r in shown), [r.summary for r in shown]
+        assert "refund" in table.cursor_item.summary.lower()
+
+
 async def test_escalation_filter_by_status(backend: LocalBackend, clock: Any) -> None:
     async with console(backend, clock) as (app, pilot):
         await pilot.press("2", "slash", *"status:resolved", "enter")

@@ -364,6 +364,9 @@ class VirtualTable(ScrollView, can_focus=True):
             self._follow = False
             self.cursor = 0
             self.scroll_to(y=0, animate=False)
+            # A read in flight ran the old query: its rows must not be shown, nor its cursor row
+            # kept as a ghost of the new list (a request that does not match, under the cursor).
+            self._generation += 1
         if self._reloading:
             self._reload_again = True
             return
