@@ -520,6 +520,25 @@ async def test_agent_message_appears_in_open_chat(backend: LocalBackend, other: 
         assert "Still waiting on VPC access" in str(pane.chat.query("MessageBubble").last().render())
 
 
+async def test_the_thread_list_names_who_replied_last(backend: LocalBackend, other: LocalBackend, clock: Any) -> None:
+    """"you:" only for this reviewer's own reply; another reviewer's shows their name."""
+    async with console(backend, clock) as (app, pilot):
+        await pilot.press("2")
+        pane = app.query_one(EscalationsPane)
+        esc = pane.table.cursor_item
+        from hitl_tui.console.adapters import escalation_cells
+
+        def last() -> str:
+            return escalation_cells(pane.table.cursor_item, app.now(), app.reviewer)["last"][0]
+
+        await other.post_message(esc.id, "On it, checking the VPC", author=OTHER, role=MessageRole.human)
+        await until(pilot, lambda: "On it" in last())
+        assert last().startswith(f"{OTHER}: On it")
+        await backend.post_message(esc.id, "Thanks bob", author=REVIEWER, role=MessageRole.human)
+        await until(pilot, lambda: "Thanks bob" in last())
+        assert last().startswith("you: Thanks bob")
+
+
 async def test_take_over_and_resolve(backend: LocalBackend, clock: Any) -> None:
     async with console(backend, clock) as (app, pilot):
         await pilot.press("2")

@@ -75,3 +75,27 @@ async def test_gate_and_console_over_a_live_server(team: Team) -> None:  # noqa:
     finally:
         for b in (admin, agent_backend, reviewer_backend):
             await b.close()
+
+
+async def test_console_shows_a_dead_server_at_once_and_comes_back_live(team: Team) -> None:  # noqa: F811
+    """A killed server shows as "disconnected" within seconds, not after the backend's own
+    reconnect window (the console ran on as "live" for a minute while nothing could be sent);
+    the restarted server brings it back live. The status line names the token, which is who the
+    server records, not HITL_REVIEWER."""
+    from hitl_tui.console.live import LinkState
+    from hitl_tui.console.widgets.status_line import StatusLine
+
+    backend = team.backend("alice", reconnect_for=600)
+    try:
+        app = HitlConsole(backend, Settings(reviewer="oncall"))
+        async with app.run_test(size=(100, 30)) as pilot:
+            await _wait_for(lambda: app.feed.link.state is LinkState.live, pilot)
+            await _wait_for(lambda: app.reviewer == "alice", pilot)
+            assert "you: alice" in str(app.query_one(StatusLine).render())
+            team.server.kill()
+            await _wait_for(lambda: app.feed.link.state is LinkState.disconnected, pilot, timeout=10)
+            assert "disconnected" in str(app.query_one(StatusLine).render())
+            await asyncio.to_thread(team.server.start)
+            await _wait_for(lambda: app.feed.link.state is LinkState.live, pilot, timeout=30)
+    finally:
+        await backend.close()

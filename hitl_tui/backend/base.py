@@ -47,6 +47,12 @@ class Backend(abc.ABC):
         """True when the caller may look but not decide (an agent token on a server)."""
         return False
 
+    @property
+    def identity(self) -> str | None:
+        """Who the backend records as the caller, when it decides that itself (a server records
+        the token's name, whatever ``--as`` says); None when the caller's own name is used."""
+        return None
+
     # ----------------------------------------------------------------- policy
     @abc.abstractmethod
     async def evaluate(
@@ -179,8 +185,12 @@ class Backend(abc.ABC):
     async def events_after(self, seq: int, limit: int = 1000) -> list[Event]: ...
 
     @abc.abstractmethod
-    def subscribe(self, after_seq: int | None = None) -> AsyncIterator[Event]:
-        """Every event after ``after_seq`` (default: from now on), in order, none twice, live."""
+    def subscribe(self, after_seq: int | None = None, *, reconnect: bool = True) -> AsyncIterator[Event]:
+        """Every event after ``after_seq`` (default: from now on), in order, none twice, live.
+
+        ``reconnect``: ride out a lost connection (a remote backend reconnects and resumes for a
+        while); False raises at the first loss, for a caller with a reconnect loop of its own that
+        shows the link's state (the console)."""
 
     @abc.abstractmethod
     async def verify_audit(self) -> AuditReport: ...

@@ -146,6 +146,11 @@ class HttpBackend(Backend):
         """True for an agent token (known after the first call; the server enforces it anyway)."""
         return self._whoami is not None and self._whoami.role is TokenRole.agent
 
+    @property
+    def identity(self) -> str | None:
+        """The token's name (known after the first call): the server records it as the actor."""
+        return None if self._whoami is None else self._whoami.name
+
     def _http(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         if self._client is None or self._client_loop is not loop or self._client.is_closed:
@@ -458,7 +463,9 @@ class HttpBackend(Backend):
         data = await self._call("GET", "/v1/events/log", params={"after": int(seq), "limit": int(limit)})
         return self._parse_list(_EVENTS, data, "event list")
 
-    async def subscribe(self, after_seq: int | None = None) -> AsyncIterator[Event]:  # type: ignore[override]
+    async def subscribe(  # type: ignore[override]
+        self, after_seq: int | None = None, *, reconnect: bool = True
+    ) -> AsyncIterator[Event]:
         last = await self.last_seq() if after_seq is None else int(after_seq)
         loop = asyncio.get_running_loop()
         backoff = _Backoff()
@@ -475,7 +482,11 @@ class HttpBackend(Backend):
                         yield ev
                 reason = "the server closed the event stream"
             except ServerUnreachable as exc:
+                if not reconnect:
+                    raise
                 reason = exc.message
+            if not reconnect:
+                raise ServerUnreachable(f"{reason} (last event {last})")
             now = loop.time()
             down_since = now if down_since is None else down_since
             if now - down_since >= self.reconnect_for:

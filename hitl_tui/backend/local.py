@@ -454,10 +454,11 @@ class LocalBackend(Backend):
         return await self.store.events_after(seq, limit)
 
     async def subscribe(  # type: ignore[override]
-        self, after_seq: int | None = None, *, kinds: Iterable[str] | None = None
+        self, after_seq: int | None = None, *, reconnect: bool = True, kinds: Iterable[str] | None = None
     ) -> AsyncIterator[Event]:
         """``kinds``: only events of these kinds (a follower that counts decisions need not be
-        handed every filing); default all."""
+        handed every filing); default all. ``reconnect`` changes nothing here: there is no
+        connection to lose (a store failure always raises)."""
         self._need_hub()
         import asyncio
 

@@ -238,9 +238,11 @@ ESCALATION_CLASS = {
 }
 
 
-def escalation_cells(esc: Escalation, now: datetime) -> dict[str, Cell]:
+def escalation_cells(esc: Escalation, now: datetime, reviewer: str | None = None) -> dict[str, Cell]:
     last = esc.messages[-1] if esc.messages else None
-    who = "" if last is None else ("you: " if last.role is MessageRole.human else "")
+    who = ""
+    if last is not None and last.role is MessageRole.human:  # the agent's own words need no name
+        who = "you: " if last.author == reviewer else f"{one_line(last.author, 40)}: "
     preview = one_line(last.text if last else esc.message, 200)
     return {
         "id": (str(esc.id), "vt--dim"),

@@ -308,7 +308,17 @@ class HitlConsole(App[None]):
 
     def _learn_role(self) -> None:
         """An ``HttpBackend`` knows its token's role only after its first call (the feed's): an
-        agent token turns the console read-only before any pane loads or anything can be sent."""
+        agent token turns the console read-only before any pane loads or anything can be sent.
+        The token's name is who the server records as deciding, so it is who "you" is here
+        (``HITL_REVIEWER`` / ``--as`` name only an embedded store's reviewer)."""
+        identity = self.backend.identity
+        if identity and identity != self.reviewer:
+            self.reviewer = identity
+            status = self.query_one(StatusLine)
+            status.reviewer = one_line(identity, 40)
+            status.refresh()
+            for pane in self.panes:
+                pane.table.refresh()
         if not self.read_only and self.backend.read_only:
             self.read_only = True
             status = self.query_one(StatusLine)

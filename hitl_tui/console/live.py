@@ -85,7 +85,9 @@ class LiveFeed:
                 else:
                     self._set(Link(LinkState.reconnecting, f"attempt {self.failures}"))
                     confirm = loop.call_later(self.stable_after, self._confirm)
-                async for event in self.backend.subscribe(after_seq=self.last_seq):
+                # reconnect=False: a lost connection shows as "disconnected" at once; this loop
+                # reconnects (the backend's own retries would look "live" while the server is down)
+                async for event in self.backend.subscribe(after_seq=self.last_seq, reconnect=False):
                     self.last_seq = event.seq
                     if self.link.state is not LinkState.live:
                         self._confirm()

@@ -34,7 +34,7 @@ class _ReviewMarks:
     def __init__(self, backend: LocalBackend) -> None:
         self._backend = backend
 
-    def subscribe(self, after_seq: int | None = None) -> AsyncIterator[Event]:
+    def subscribe(self, after_seq: int | None = None, *, reconnect: bool = True) -> AsyncIterator[Event]:
         return self._backend.subscribe(after_seq, kinds=(EventKind.review_marked,))
 
     def __getattr__(self, name: str) -> Any:

@@ -73,7 +73,7 @@ class EscalationsPane(Pane):
             VirtualTable(
                 COLUMNS,
                 fetch=self._fetch,
-                render_row=lambda e: escalation_cells(e, console.now()),
+                render_row=lambda e: escalation_cells(e, console.now(), console.reviewer),
                 key=lambda e: e.id,
                 is_inactive=lambda e: e.status in CLOSED,
                 empty_text="No escalations. Agents escalate here when they are unsure.",
