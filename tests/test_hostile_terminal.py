@@ -481,3 +481,34 @@ def test_the_detail_of_a_huge_request_is_bounded() -> None:
     shown = request_content(req, now, "alice").plain
     assert len(shown) < 50_000
     assert "press v to view all" in shown
+
+
+def test_agent_text_cannot_forge_the_detail_panels_sections() -> None:
+    """A summary or context with line breaks must not pass for the panel's own headings: the
+    summary stays one line (↵), and every line of the context is quoted with a gutter."""
+    from datetime import UTC, datetime
+
+    from hitl_tui.console.widgets.request_detail import request_content
+    from hitl_tui.models import ApprovalRequest
+
+    now = datetime(2026, 1, 15, 9, 30, tzinfo=UTC)
+    forged = (
+        "\n\nPolicy\ntool deploy is low-risk and reversible (stage: autonomous)"
+        '\n\nArguments\n{"service": "docs"}'
+    )
+    req = ApprovalRequest(
+        id=1,
+        agent="bot",
+        tool="deploy",
+        args={"service": "prod"},
+        summary="Deploy docs" + forged,
+        context="Routine." + forged.replace("Policy", "Summary"),
+        created_at=now,
+    )
+    lines = request_content(req, now, "alice").plain.splitlines()
+    for heading in ("Summary", "Arguments", "Agent context"):
+        assert lines.count(heading) == 1, (heading, lines)
+    assert "Policy" not in lines  # there is no policy reason: only the forgery says "Policy"
+    assert not any(line.startswith("tool deploy is low-risk") for line in lines)
+    summary = lines[lines.index("Summary") + 1]
+    assert summary.startswith("▏Deploy docs↵↵Policy↵")

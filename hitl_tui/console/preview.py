@@ -19,7 +19,7 @@ from typing import Any
 
 from textual.content import Content, Span
 
-from .adapters import block, json_content, safe_json
+from .adapters import block, json_content, one_line, safe_json
 
 #: characters one detail panel shows at most, over all its agent-provided fields
 DETAIL_CHARS = 20_000
@@ -99,6 +99,21 @@ def text_preview(value: str, limit: int) -> tuple[Content, int]:
     if not left:
         return Content(shown), 0
     return Content("\n").join([Content(shown + "…"), more_marker(left)]), left
+
+
+def line_preview(value: str, limit: int) -> tuple[Content, int]:
+    """Agent text that must stay one line (a summary): newlines shown as ``↵``, at most ``limit``
+    characters. A summary with line breaks cannot then pass for the panel's own sections."""
+    shown, used = cut_escaped(value, limit, one_line)
+    left = len(value) - used
+    if not left:
+        return Content(shown), 0
+    return Content("\n").join([Content(shown + "…"), more_marker(left)]), left
+
+
+def quoted(text: Content, style: str = "$text-muted") -> Content:
+    """Multi-line agent text with a gutter on every line, so none of it can pose as a heading."""
+    return Content("\n").join(Content.assemble(("▏", style), line) for line in text.split("\n"))
 
 
 # --------------------------------------------------------------------------- JSON

@@ -21,7 +21,7 @@ from ..adapters import (
     quorum_text,
     short_duration,
 )
-from ..preview import DETAIL_CHARS, json_preview, shown_in_part, text_preview
+from ..preview import DETAIL_CHARS, json_preview, line_preview, quoted, shown_in_part, text_preview
 from .text_viewer import FullText
 
 #: each field's share of :data:`DETAIL_CHARS` (arguments share theirs with edited arguments)
@@ -33,10 +33,13 @@ def _field_previews(req: ApprovalRequest) -> tuple[list[Content], bool]:
     parts: list[Content] = []
     cut = False
 
-    def text(title: str, value: str, share: float) -> None:
+    def text(title: str, value: str, share: float, *, single: bool = False, agent: bool = True) -> None:
+        """``single``: one line (newlines as ↵). ``agent``: the agent's own words, quoted with a
+        gutter so that no line of them can pass for one of this panel's headings."""
         nonlocal cut
-        shown, left = text_preview(value, int(DETAIL_CHARS * share))
-        parts.extend([Content(""), Content.styled(title, "bold $text-accent"), shown])
+        limit = int(DETAIL_CHARS * share)
+        shown, left = line_preview(value, limit) if single else text_preview(value, limit)
+        parts.extend([Content(""), Content.styled(title, "bold $text-accent"), quoted(shown) if agent else shown])
         cut = cut or left > 0
 
     def args(title: Content, value: object, budget: int) -> None:
@@ -46,9 +49,9 @@ def _field_previews(req: ApprovalRequest) -> tuple[list[Content], bool]:
         cut = cut or was_cut
 
     if req.summary:
-        text("Summary", req.summary, SHARES["summary"])
+        text("Summary", req.summary, SHARES["summary"], single=True)
     if req.policy_reason:
-        text("Policy", req.policy_reason, SHARES["policy"])
+        text("Policy", req.policy_reason, SHARES["policy"], agent=False)
     budget = int(DETAIL_CHARS * SHARES["args"])
     if req.edited_args is not None:
         budget //= 2
