@@ -63,7 +63,7 @@ from ..models import (
 )
 from .base import GENESIS_HASH, AuditReport, Store, TokenGrant, event_hash
 from .pg_schema import META_TABLE, PG_MIGRATIONS, split_sql
-from .sqlite import ChangeNotifier, verify_rows
+from .sqlite import REFILED_STATUSES, ChangeNotifier, key_conflict, retired_key, stored_key, verify_rows
 
 log = logging.getLogger(__name__)
 
@@ -502,7 +502,7 @@ class PostgresStore(Store):
             decided_by=r["decided_by"],
             decision_reason=r["decision_reason"],
             edited_args=json.loads(r["edited_args"]) if r["edited_args"] is not None else None,
-            idempotency_key=r["idempotency_key"],
+            idempotency_key=stored_key(r["idempotency_key"]),
             required_approvals=r["required_approvals"],
             approvals=[ApprovalVote.model_validate(v) for v in json.loads(r["approvals"])],
         )
@@ -525,17 +525,22 @@ class PostgresStore(Store):
                 )
                 if granted is None:
                     raise Unauthorized("the token is not valid (unknown or revoked)")
-            if data.idempotency_key is not None:
+            if data.idempotency_key is not None:  # as the SQLite store (see its key_conflict)
                 row = await _one(conn, "SELECT * FROM requests WHERE idempotency_key = %s", (data.idempotency_key,))
                 if row is not None:
                     existing = self._request_from_row(row)
-                    if existing.agent != data.agent or existing.tool != data.tool:
-                        raise Conflict(
-                            f"idempotency key {data.idempotency_key!r} was already used for request "
-                            f"{existing.id} ({existing.agent}/{existing.tool})",
-                            id=existing.id,
-                        )
-                    return existing
+                    conflict = key_conflict(existing, data.idempotency_key, data.agent, data.tool, data.args)
+                    if conflict is not None:
+                        raise conflict
+                    existing = await self._expire_if_due(conn, existing, self.clock(), events)
+                    if existing.status not in REFILED_STATUSES:
+                        return existing
+                    # it expired or was cancelled: file a new request, which takes the key over
+                    await _q(
+                        conn,
+                        "UPDATE requests SET idempotency_key = %s WHERE id = %s",
+                        (retired_key(data.idempotency_key, existing.id), existing.id),
+                    )
             created = _ts(self.clock())
             assert created is not None
             expires = created + data.timeout_s if data.timeout_s else None

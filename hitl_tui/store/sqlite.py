@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import Conflict, InvalidInput, NotFound, StoreUnavailable, Unauthorized, decided_conflict
 from ..models import (
+    MAX_NAME,
     RISK_ORDER,
     ApprovalRequest,
     ApprovalVote,
@@ -104,14 +105,76 @@ def _event_from_tuple(r: tuple[Any, ...]) -> Event:
     )
 
 
-def _keyed(existing: ApprovalRequest, f: _Filing) -> tuple[Any, BaseException | None]:
-    """A filing whose idempotency key filed ``existing``: that request, or a conflict (as create_request)."""
-    if existing.agent != f.agent or existing.tool != f.tool:
-        return None, Conflict(
-            f"idempotency key {f.key!r} was already used for request {existing.id} ({existing.agent}/{existing.tool})",
-            id=existing.id,
+# ================================================================= idempotency keys
+# A key stands for one call: the same agent, tool and arguments (summary, context, risk and the
+# rest may differ). Filed again while its request is pending, approved or denied, it answers that
+# request (a denial stays denied); once that request expired or was cancelled it files a new one,
+# which takes the key over. The old row keeps its key in a retired form that no key can equal (it
+# is longer than any): RETIRED_KEY + "<old id>:" + key, which reads back as the key itself. So the
+# old request still shows the key it was filed with, its events are untouched, and the column
+# stays UNIQUE (no schema change). Shared with the PostgreSQL store.
+RETIRED_KEY = "retired:" + "~" * (MAX_NAME + 1 - len("retired:"))
+REFILED_STATUSES = frozenset({RequestStatus.expired, RequestStatus.cancelled})
+
+
+def retired_key(key: str, request_id: int) -> str:
+    """What the row of request ``request_id`` keeps of ``key`` once a new request took it over."""
+    return f"{RETIRED_KEY}{request_id}:{key}"
+
+
+def stored_key(value: str | None) -> str | None:
+    """An ``idempotency_key`` column as the request shows it (a retired key as the key itself)."""
+    if value is None or len(value) <= MAX_NAME or not value.startswith(RETIRED_KEY):
+        return value
+    return value[len(RETIRED_KEY) :].split(":", 1)[1]
+
+
+def _canonical(value: Any) -> str:
+    # 1, 1.0 and true differ here (they are equal as Python values); the order of keys does not
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def key_conflict(existing: ApprovalRequest, key: str, agent: str, tool: str, args: dict[str, Any]) -> Conflict | None:
+    """The conflict when a filing with ``key`` is not the call ``existing`` (which that key filed)
+    was: another agent, tool or arguments. It names the key, what differs and the request, never
+    the values of the arguments."""
+    differs = []
+    if existing.agent != agent:
+        differs.append(f"agent {agent!r}")
+    if existing.tool != tool:
+        differs.append(f"tool {tool!r}")
+    if _canonical(existing.args) != _canonical(args):
+        old, new = existing.args, args
+        names = sorted(
+            k
+            for k in old.keys() | new.keys()
+            if k not in old or k not in new or _canonical(old[k]) != _canonical(new[k])
         )
-    return existing, None
+        shown = ", ".join(repr(n[:40]) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        differs.append(f"other arguments (differing: {shown})" if names else "other arguments")
+    if not differs:
+        return None
+    return Conflict(
+        f"idempotency key {key!r} was already used for request {existing.id} ({existing.agent}/{existing.tool}); "
+        f"this call has {' and '.join(differs)}: a different call needs a different key",
+        id=existing.id,
+    )
+
+
+def _lapsed(req: ApprovalRequest, now: datetime) -> bool:
+    """Whether a filing with ``req``'s key files a new request: ``req`` expired (or is past its
+    deadline, not yet marked) or was cancelled."""
+    if req.status is RequestStatus.pending:
+        return req.expires_at is not None and now >= req.expires_at
+    return req.status in REFILED_STATUSES
+
+
+def _keyed(existing: ApprovalRequest, f: _Filing) -> tuple[Any, BaseException | None]:
+    """A filing whose idempotency key filed ``existing`` (still in force): that request, or a
+    conflict (as create_request)."""
+    assert f.key is not None
+    conflict = key_conflict(existing, f.key, f.agent, f.tool, json.loads(f.row[2]))
+    return (None, conflict) if conflict is not None else (existing, None)
 
 
 _REQUEST_COLUMNS = (
@@ -541,11 +604,16 @@ class SQLiteStore(Store):
                     filed[r["idempotency_key"]] = self._request_from_row(r)
             fresh: list[_Job] = []
             seen: set[str] = set()
+            now = self.clock()
             for j in todo:
                 f = j.filing
                 assert f is not None
                 if f.key is not None and f.key in filed:
-                    settled.append((j, *_keyed(filed[f.key], f)))
+                    answer = _keyed(filed[f.key], f)
+                    if answer[1] is None and _lapsed(filed[f.key], now):
+                        later.append(j)  # its request expired or was cancelled: a new one, one by one
+                    else:
+                        settled.append((j, *answer))
                 elif f.key is not None and f.key in seen:
                     later.append(j)  # the same new key twice: the second finds the first, one by one
                 else:
@@ -712,7 +780,7 @@ class SQLiteStore(Store):
             decided_by=r["decided_by"],
             decision_reason=r["decision_reason"],
             edited_args=json.loads(r["edited_args"]) if r["edited_args"] is not None else None,
-            idempotency_key=r["idempotency_key"],
+            idempotency_key=stored_key(r["idempotency_key"]),
             required_approvals=r["required_approvals"],
             approvals=[ApprovalVote.model_validate(v) for v in json.loads(r["approvals"])],
         )
@@ -789,13 +857,17 @@ class SQLiteStore(Store):
                 ).fetchone()
                 if found is not None:
                     existing = self._request_from_row(found)
-                    if existing.agent != data.agent or existing.tool != data.tool:
-                        raise Conflict(
-                            f"idempotency key {data.idempotency_key!r} was already used for request "
-                            f"{existing.id} ({existing.agent}/{existing.tool})",
-                            id=existing.id,
-                        )
-                    return existing
+                    conflict = key_conflict(existing, data.idempotency_key, data.agent, data.tool, req.args)
+                    if conflict is not None:
+                        raise conflict
+                    existing = self._expire_if_due(conn, existing, self.clock(), events)
+                    if existing.status not in REFILED_STATUSES:
+                        return existing
+                    # it expired or was cancelled: file a new request, which takes the key over
+                    conn.execute(
+                        "UPDATE requests SET idempotency_key = ? WHERE id = ?",
+                        (retired_key(data.idempotency_key, existing.id), existing.id),
+                    )
             cur = conn.execute(
                 """INSERT INTO requests(agent, tool, args, summary, context, risk, risk_rank, confidence,
                        policy_reason, irreversible, status, created_at, expires_at, idempotency_key,
