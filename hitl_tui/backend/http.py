@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import random
+import re
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, TypeVar
@@ -129,7 +130,7 @@ class HttpBackend(Backend):
         except ValueError as exc:
             raise InvalidInput(f"the server URL is not usable: {exc}") from None
         self.url = url.rstrip("/")
-        self.token = token
+        self.token = _clean_token(token)
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.reconnect_for = reconnect_for
@@ -200,8 +201,24 @@ class HttpBackend(Backend):
         except httpx.TimeoutException as exc:
             raise ServerUnreachable(f"the server at {self.url} did not answer in time ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
-            raise ServerUnreachable(f"cannot reach the server at {self.url}: {exc or type(exc).__name__}") from exc
+            raise ServerUnreachable(f"cannot reach the server at {self.url}: {self._reason(exc)}") from self._cause(exc)
         return self._decode(response)
+
+    def _scrub(self, text: str) -> str:
+        """``text`` without the token: no message this backend raises may carry the secret (an httpx
+        error can quote the Authorization header it refused to send, as a bytes repr)."""
+        for piece in _secret_pieces(self.token):
+            text = text.replace(piece, "<token>")
+        return text
+
+    def _reason(self, exc: Exception) -> str:
+        """An httpx error's text, scrubbed of the token."""
+        return self._scrub(str(exc) or type(exc).__name__)
+
+    def _cause(self, exc: Exception) -> Exception | None:
+        """``exc`` to chain (for a traceback), unless its text carries the token."""
+        text = str(exc)
+        return None if any(piece in text for piece in _secret_pieces(self.token)) else exc
 
     def _decode(self, response: httpx.Response) -> Any:
         if response.status_code == 204:
@@ -229,7 +246,7 @@ class HttpBackend(Backend):
             details = {k: v for k, v in data.items() if k not in ("error", "message") and isinstance(k, str)}
         if status >= 500:
             why = message or response.reason_phrase or "server error"
-            return ServerUnreachable(f"the server at {self.url} failed ({status}): {why}")
+            return ServerUnreachable(self._scrub(f"the server at {self.url} failed ({status}): {why}"))
         cls = _ERRORS.get(name) if isinstance(name, str) else None
         if cls is None or cls is StoreUnavailable:
             cls = _BY_STATUS.get(status, InvalidInput)
@@ -237,7 +254,7 @@ class HttpBackend(Backend):
             message = f"the server at {self.url} refused the call ({status} {response.reason_phrase})"
         if status == 401:
             message += " (check --token / HITL_TOKEN)"
-        return cls(message, **details)
+        return cls(self._scrub(message), **details)
 
     @staticmethod
     def _parse(model: type[M], data: Any) -> M:
@@ -527,7 +544,7 @@ class HttpBackend(Backend):
         except httpx.TimeoutException as exc:
             raise ServerUnreachable(f"the event stream from {self.url} went silent ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
-            raise ServerUnreachable(f"lost the event stream from {self.url}: {exc or type(exc).__name__}") from exc
+            raise ServerUnreachable(f"lost the event stream from {self.url}: {self._reason(exc)}") from self._cause(exc)
 
     def _decode_error(self, response: httpx.Response) -> HitlError:
         try:
@@ -547,6 +564,31 @@ class HttpBackend(Backend):
                 await client.aclose()
             except RuntimeError:  # made on another (now closed) loop
                 pass
+
+
+def _secret_pieces(token: str | None) -> list[str]:
+    """What of ``token`` may show in a message, longest first: the token, its str and bytes reprs,
+    and each run of 8 or more printable characters (a token that cannot be scrubbed whole)."""
+    if not token:
+        return []
+    pieces = {token, repr(token)[1:-1], str(token.encode("utf-8", "backslashreplace"))[2:-1]}
+    pieces.update(run for run in re.split(r"[^!-~]+", token) if len(run) >= 8)
+    return sorted(pieces, key=len, reverse=True)
+
+
+def _clean_token(token: str | None) -> str | None:
+    """The token without surrounding whitespace (a pasted newline, a trailing space); ``None`` if
+    nothing is left. One that still cannot go into a header is refused without being echoed."""
+    if token is None:
+        return None
+    token = token.strip()
+    if not token:
+        return None
+    if not all("!" <= c <= "~" for c in token):
+        if token.isascii():
+            raise InvalidInput("malformed token (it has whitespace or control characters)")
+        raise InvalidInput("malformed token (it has characters other than printable ASCII)")
+    return token
 
 
 def _build(model: type[M], **fields: Any) -> M:

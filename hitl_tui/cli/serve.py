@@ -1,7 +1,9 @@
 """``hitl serve`` (the shared approval server) and ``hitl token`` (its API tokens).
 
-``hitl token ...`` works on the store directly (like ``hitl serve`` itself), never over HTTP:
-whoever can open the store administers its tokens.
+``hitl token ...`` works over the server's token API (``/v1/tokens``, an admin token) when a server
+is configured (``--server``, ``HITL_SERVER`` or the config file), and on the store directly otherwise,
+or when the command is given its own ``--store`` (``hitl token create --store URL ...``: the first
+admin token, made on the server's store by whoever can open it).
 """
 
 from __future__ import annotations
@@ -31,30 +33,39 @@ def register(sub: Any) -> None:
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)
 
-    t = sub.add_parser("token", help="create, list and revoke API tokens for `hitl serve`")
+    t = sub.add_parser(
+        "token",
+        help="create, list and revoke API tokens for `hitl serve`",
+        description="Create, list and revoke API tokens. With a server configured (--server, HITL_SERVER "
+        "or the config file) they go through its API with an admin token; with --store given to the "
+        "action (the first admin token), or with no server, on the store directly.",
+    )
     tsub = t.add_subparsers(dest="token_command", metavar="ACTION", required=True)
     c = tsub.add_parser("create", help="create a token and print it (once: it is stored only as a hash)")
     c.add_argument("--name", required=True, help="who the token is: recorded on everything done with it")
     c.add_argument("--role", required=True, choices=ROLES, help="agent, reviewer or admin")
-    _store_flag(c)
+    _store_flag(c, token=True)
     add_json_flag(c)
     c.set_defaults(func=cmd_token_create)
     ls = tsub.add_parser("ls", help="list tokens (names and roles, never the secrets)")
-    _store_flag(ls)
+    _store_flag(ls, token=True)
     add_json_flag(ls)
     ls.set_defaults(func=cmd_token_ls)
     r = tsub.add_parser("revoke", help="revoke a token: it stops working at once")
     r.add_argument("name")
-    _store_flag(r)
+    _store_flag(r, token=True)
     add_json_flag(r)
     r.set_defaults(func=cmd_token_revoke)
 
 
-def _store_flag(p: argparse.ArgumentParser) -> None:
+def _store_flag(p: argparse.ArgumentParser, *, token: bool = False) -> None:
     # A different dest than the global --store: a sub-command's default would overwrite it.
+    where = "the global --store / HITL_STORE"
+    if token:
+        where = "the configured server's API, else " + where
     p.add_argument(
         "--store", dest="cmd_store", metavar="URL",
-        help="sqlite:///PATH, a file path, or postgresql://... (default: the global --store / HITL_STORE)",
+        help=f"sqlite:///PATH, a file path, or postgresql://... (default: {where})",
     )
 
 
@@ -145,6 +156,19 @@ def cmd_serve(args: argparse.Namespace, ctx: Any) -> int:
     return 0 if server.started else EXIT_ERROR
 
 
+def _over_server(args: argparse.Namespace, ctx: Any) -> bool:
+    """A configured server, unless this command was given its own ``--store``."""
+    return bool(ctx.settings.server) and not getattr(args, "cmd_store", None)
+
+
+async def _server_call(ctx: Any, method: str, path: str, body: Any = None) -> tuple[Any, Any]:
+    """The backend and the answer of one call to the server's token API with the configured token
+    (HttpBackend's errors: 401 for a bad token, 403 for a token that is not an admin's, unreachable
+    when the server is down)."""
+    backend = ctx.backend()  # an HttpBackend: settings.server is set
+    return backend, await backend._call(method, path, body=body)
+
+
 async def _with_store(args: argparse.Namespace, ctx: Any, action: Any) -> Any:
     store = open_store_at(store_url(args, ctx))
     try:
@@ -158,10 +182,18 @@ async def cmd_token_create(args: argparse.Namespace, ctx: Any) -> int:
     from ..server.credentials import check_token_name, hash_token, new_token
 
     name = check_token_name(args.name)
-    secret = new_token()
-    info = await _with_store(
-        args, ctx, lambda s: s.create_token(name, TokenRole(args.role), hash_token(secret), ctx.reviewer)
-    )
+    if _over_server(args, ctx):
+        from ..server.schemas import TokenCreated, TokenIn
+
+        body = TokenIn(name=name, role=TokenRole(args.role))
+        backend, data = await _server_call(ctx, "POST", "/v1/tokens", body)
+        made = backend._parse(TokenCreated, data)
+        secret, info = made.token, made.info
+    else:
+        secret = new_token()
+        info = await _with_store(
+            args, ctx, lambda s: s.create_token(name, TokenRole(args.role), hash_token(secret), ctx.reviewer)
+        )
     if args.json:
         emit_json({"token": secret, **info.model_dump(mode="json")})
         return 0
@@ -175,7 +207,15 @@ async def cmd_token_create(args: argparse.Namespace, ctx: Any) -> int:
 
 
 async def cmd_token_ls(args: argparse.Namespace, ctx: Any) -> int:
-    tokens = await _with_store(args, ctx, lambda s: s.list_tokens())
+    if _over_server(args, ctx):
+        from pydantic import TypeAdapter
+
+        from ..models import TokenInfo
+
+        backend, data = await _server_call(ctx, "GET", "/v1/tokens")
+        tokens = backend._parse_list(TypeAdapter(list[TokenInfo]), data, "token list")
+    else:
+        tokens = await _with_store(args, ctx, lambda s: s.list_tokens())
     if args.json:
         emit_json(tokens)
         return 0
@@ -192,7 +232,19 @@ async def cmd_token_ls(args: argparse.Namespace, ctx: Any) -> int:
 
 
 async def cmd_token_revoke(args: argparse.Namespace, ctx: Any) -> int:
-    info = await _with_store(args, ctx, lambda s: s.revoke_token(args.name, ctx.reviewer))
+    if _over_server(args, ctx):
+        from urllib.parse import quote
+
+        from ..errors import NotFound
+        from ..models import TokenInfo
+        from ..server.credentials import TOKEN_NAME
+
+        if not TOKEN_NAME.fullmatch(args.name):  # no token can have it (and "", "." or ".." make no URL)
+            raise NotFound(f"no active token named {args.name!r}", name=args.name)
+        backend, data = await _server_call(ctx, "DELETE", f"/v1/tokens/{quote(args.name, safe='')}")
+        info = backend._parse(TokenInfo, data)
+    else:
+        info = await _with_store(args, ctx, lambda s: s.revoke_token(args.name, ctx.reviewer))
     if args.json:
         emit_json(info)
     else:

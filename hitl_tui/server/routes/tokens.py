@@ -1,4 +1,5 @@
-"""API tokens over HTTP (admin only). ``hitl token ...`` does the same on the store directly."""
+"""API tokens over HTTP (admin only). ``hitl token ...`` uses these when a server is configured (and the store
+directly when given ``--store``)."""
 
 from __future__ import annotations
 
