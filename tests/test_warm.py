@@ -452,7 +452,13 @@ def _wait_for_pending(env: dict[str, str], store: str) -> None:
     eventually(filed, "the request to be filed")
 
 
-def test_ctrl_c_ends_a_waiting_request_as_in_process(warm_env: dict[str, str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["INT", "TERM", "HUP"])
+def test_a_stopped_wait_withdraws_its_request_as_in_process(
+    warm_env: dict[str, str], tmp_path: Path, sig: signal.Signals
+) -> None:
+    """Ctrl-C, a CI cancel or `timeout` (SIGTERM), a dropped SSH session (SIGHUP): the waiting
+    request is cancelled before hitl exits 128+N, so no reviewer can approve a call nobody waits
+    for any more; warm and in-process alike."""
     results = []
     for mode in ("warm", "in-process"):
         store = str(tmp_path / f"{mode}.db")
@@ -467,17 +473,21 @@ def test_ctrl_c_ends_a_waiting_request_as_in_process(warm_env: dict[str, str], t
         )
         _wait_for_pending(env, store)
         time.sleep(0.3)  # into the wait
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         try:
             out, err = proc.communicate(timeout=30)
         except subprocess.TimeoutExpired:  # say where it hangs (seen once in CI), then fail
             report = _signal_report([proc.pid, *_descendants(proc.pid), *_warm_children(env)])
             proc.kill()
             out, err = proc.communicate()
-            pytest.fail(f"{mode}: no exit 30 s after SIGINT\n{report}\nstderr: {err[-2000:]}")
-        results.append((proc.returncode, out.replace(store, "STORE"), err.replace(store, "STORE")))
+            pytest.fail(f"{mode}: no exit 30 s after {sig.name}\n{report}\nstderr: {err[-2000:]}")
+        err = re.sub(r"until \d\d:\d\d:\d\d UTC", "until T", err.replace(store, "STORE"))
+        results.append((proc.returncode, out.replace(store, "STORE"), err))
+        shown = hitl({**env, "HITL_WARM": "0"}, "show", "1", "--json")
+        assert json.loads(shown.stdout)["status"] == "cancelled", (mode, shown.stdout)
     assert results[0] == results[1]
-    assert results[0][0] == 130
+    assert results[0][0] == 128 + sig
+    assert "request 1 (deploy) waits for a human" in results[0][2]
 
 
 def test_a_killed_client_takes_its_job_with_it(warm_env: dict[str, str]) -> None:
@@ -507,7 +517,7 @@ def test_sigterm_to_the_client_ends_the_job_alike(warm_env: dict[str, str]) -> N
     (child,) = children_of(status(warm_env)["pid"])
     proc.terminate()
     proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGTERM  # as an in-process command killed by SIGTERM
+    assert proc.returncode == 128 + signal.SIGTERM  # as in-process: the job withdrew its request, then exited
     assert eventually(lambda: not alive(child), "the job to end")
 
 

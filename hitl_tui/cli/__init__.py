@@ -234,6 +234,11 @@ def fail(message: str, code: int = EXIT_ERROR) -> int:
     return code
 
 
+#: stopping signals a command turns into a cancellation (as asyncio does with SIGINT), so that
+#: ``finally`` and ``except CancelledError`` run: a waiting gate withdraws its request first
+STOPPING_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
 async def _run_async(func: Callable[..., Any], args: argparse.Namespace, ctx: Context) -> int:
     try:
         return int(await func(args, ctx) or 0)
@@ -242,6 +247,38 @@ async def _run_async(func: Callable[..., Any], args: argparse.Namespace, ctx: Co
             await ctx.aclose()
         except Exception:
             pass
+
+
+async def _run_stoppable(func: Callable[..., Any], args: argparse.Namespace, ctx: Context) -> int:
+    """On an event loop (a command that may wait): SIGTERM and SIGHUP cancel it as SIGINT does."""
+    import asyncio
+    import signal
+
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    stopped: list[int] = []
+
+    def stop(signum: int) -> None:
+        if not stopped and main is not None:
+            stopped.append(signum)
+            main.cancel()
+
+    installed = []
+    if args.command != "serve":  # the server shuts down gracefully on its own
+        for name in STOPPING_SIGNALS:
+            sig = getattr(signal, name, None)
+            if sig is not None and signal.getsignal(sig) == signal.SIG_DFL:  # ignored (nohup) stays ignored
+                loop.add_signal_handler(sig, stop, sig)
+                installed.append(sig)
+    try:
+        return await _run_async(func, args, ctx)
+    except asyncio.CancelledError:
+        if stopped:
+            return 128 + stopped[0]
+        raise
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
 
 
 def _runs_inline(func: Callable[..., Any], args: argparse.Namespace, ctx: Context) -> bool:
@@ -261,7 +298,7 @@ def _run_command(func: Callable[..., Any], args: argparse.Namespace, ctx: Contex
     if not _runs_inline(func, args, ctx):
         import asyncio
 
-        return asyncio.run(_run_async(func, args, ctx))
+        return asyncio.run(_run_stoppable(func, args, ctx))
     from ..backend.local import run_inline
 
     ctx.inline = True

@@ -20,7 +20,10 @@ exit codes (with --wait):
   1  denied, blocked by policy, escalated to a human, or cancelled: do not run it
   2  expired: nobody decided before the deadline
   3  error: backend unreachable, store error, invalid input (fail closed: do not run it)
+  130, 143, 129  stopped by SIGINT (Ctrl-C), SIGTERM (a CI cancel, `timeout`) or SIGHUP: the
+     pending request is cancelled first, so nobody can approve a call that no longer waits
 without --wait, 0 means filed (the request id is printed) or allowed; 1, 2, 3 as above.
+While waiting, one line on stderr says which request waits and how to decide it.
 
 The agent name defaults to $HITL_AGENT, else "shell".
 """
@@ -219,12 +222,10 @@ async def _request(args: argparse.Namespace, ctx: Any) -> int:
     from ..sdk.notify import notifiers_from_settings
 
     tool_args = parse_json_object(args.tool_args)
-    gate = Gate(
-        ctx.backend(),
-        _agent_name(args),
-        notifiers=notifiers_from_settings(ctx.settings.notify),
-        settings=ctx.settings,
-    )
+    notifiers = notifiers_from_settings(ctx.settings.notify)
+    if args.wait:
+        notifiers.append(_WaitingLine())
+    gate = Gate(ctx.backend(), _agent_name(args), notifiers=notifiers, settings=ctx.settings)
     clearance = await gate.check(
         args.tool,
         tool_args,
@@ -274,6 +275,23 @@ async def _request(args: argparse.Namespace, ctx: Any) -> int:
                 file=sys.stderr,
             )
     return STATUS_EXIT[clearance.status]
+
+
+class _WaitingLine:
+    """``request --wait``: one line on stderr once the request waits, so a person watching a
+    script or a CI log knows which request to decide (stdout stays the result alone)."""
+
+    async def send(self, note: Any) -> None:
+        req = note.request
+        if req is None:
+            return
+        until = f" until {req.expires_at:%H:%M:%S} UTC" if req.expires_at is not None else ""
+        print(
+            f"hitl: request {req.id} ({sanitise(req.tool, oneline=True, limit=80)}) waits for a human{until}: "
+            + "  |  ".join(note.commands),
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 @single_shot()
