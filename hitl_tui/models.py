@@ -206,6 +206,10 @@ class RequestCreate(_Strict):
     irreversible: bool = False
     timeout_s: Annotated[float, Field(gt=0, le=30 * 24 * 3600)] | None = 3600.0
     idempotency_key: Annotated[str, Field(min_length=1, max_length=MAX_NAME)] | None = None
+    #: when the request ``idempotency_key`` filed expired or was cancelled: file a new one, which
+    #: takes the key over (a re-run CI job asks again). Default: answer with that request, so a
+    #: caller collecting a decision by filing again learns it expired.
+    renew_expired: bool = False
     required_approvals: Annotated[int, Field(ge=1, le=10)] = 1
 
     _args = field_validator("args")(_check_json_object)

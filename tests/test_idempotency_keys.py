@@ -38,6 +38,7 @@ def req(**kw: Any) -> RequestCreate:
         "args": {"sha": "abc", "env": "prod"},
         "timeout_s": 60,
         "idempotency_key": "deploy-abc",
+        "renew_expired": True,  # as `hitl request` files (a re-run CI job asks again)
     }
     base.update(kw)
     return RequestCreate(**base)
@@ -159,6 +160,24 @@ async def test_after_a_sweep_or_a_cancel_the_key_files_a_new_request_each_time(s
     assert (await store.verify_audit()).ok
 
 
+async def test_without_renew_an_expired_or_cancelled_key_answers_with_its_request(store, clock) -> None:
+    """The default (the SDK, the OpenAI Agents "file now, collect later" pattern): filing again
+    to collect a decision learns that the request expired, and nobody is asked again."""
+    old = await store.create_request(req(renew_expired=False))
+    clock.advance(61)
+    assert [r.id for r in await store.expire_due()] == [old.id]
+    seq = await store.last_seq()
+    again = await store.create_request(req(renew_expired=False))
+    assert again.id == old.id and again.status is RequestStatus.expired
+    assert await store.last_seq() == seq  # nothing written
+    other = await store.create_request(req(idempotency_key="k3", renew_expired=False))
+    await store.cancel_request(other.id, "ci", "runner lost")
+    assert (await store.create_request(req(idempotency_key="k3", renew_expired=False))).status is (
+        RequestStatus.cancelled
+    )
+    assert (await store.list_requests(None)).total == 2
+
+
 async def test_concurrent_re_runs_after_expiry_file_one_new_request(store, clock) -> None:
     old = await store.create_request(req())
     clock.advance(61)
@@ -248,6 +267,8 @@ def test_over_the_server(team: Any) -> None:
         keyed = {**body, "idempotency_key": "deploy-sha2"}
         cancelled = bot.post("/v1/requests", json=keyed).json()
         assert bot.post(f"/v1/requests/{cancelled['id']}/cancel", json={"reason": "runner lost"}).status_code == 200
+        assert bot.post("/v1/requests", json=keyed).json()["id"] == cancelled["id"]  # by default: that request
+        keyed["renew_expired"] = True
         new = bot.post("/v1/requests", json=keyed).json()
         assert new["id"] != cancelled["id"] and new["status"] == "pending" and new["idempotency_key"] == "deploy-sha2"
         assert bot.post("/v1/requests", json=keyed).json()["id"] == new["id"]

@@ -90,8 +90,8 @@ async def test_list_filters_by_agent_tool_and_search(store) -> None:
 
 async def test_idempotency_key_returns_first(store) -> None:
     a = await store.create_request(req(idempotency_key="k-1"))
-    b = await store.create_request(req(idempotency_key="k-1", args={"env": "other"}))
-    assert a.id == b.id and b.args == {"env": "prod"}
+    b = await store.create_request(req(idempotency_key="k-1", summary="other words"))  # other args: a conflict
+    assert a.id == b.id and b.args == {"env": "prod"} and b.summary == a.summary
     assert (await store.list_requests()).total == 1
     created = [e for e in await store.events_after(0) if e.kind is EventKind.request_created]
     assert len(created) == 1

@@ -57,7 +57,12 @@ def register(sub: Any) -> None:
     p.add_argument("--context", metavar="TEXT", help="longer context for the reviewer")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="deadline for a decision (default: the policy's)")
     p.add_argument("--wait", action="store_true", help="block until decided; the exit code says how")
-    p.add_argument("--idempotency-key", metavar="K", help="re-running with the same key reuses the same request")
+    p.add_argument(
+        "--idempotency-key",
+        metavar="K",
+        help="re-running with the same key finds the same request (a new one once it expired or was "
+        "cancelled; the same key with other arguments: exit 3)",
+    )
     add_json_flag(p)
     p.set_defaults(func=cmd_request)
 
@@ -234,6 +239,7 @@ async def _request(args: argparse.Namespace, ctx: Any) -> int:
         context=args.context,
         timeout=args.timeout,
         idempotency_key=args.idempotency_key,
+        renew_expired=True,  # a re-run job asks again once the request it filed expired
         wait=args.wait,
     )
     req = clearance.request

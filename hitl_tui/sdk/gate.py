@@ -244,12 +244,15 @@ class Gate:
         timeout: float | None = None,
         idempotency_key: str | None = None,
         wait: bool = True,
+        renew_expired: bool = False,
     ) -> Clearance:
         """Ask for permission (and wait for a human when the policy says so); run nothing.
 
         With ``wait=False`` an approval request is filed but not waited for: the clearance has
         ``status == "pending"`` and the request (when it was already decided, e.g. a retry with the
-        same idempotency key, the clearance says how).
+        same idempotency key, the clearance says how). ``renew_expired``: when the request the
+        idempotency key filed expired or was cancelled, ask again with a new one (default: the
+        clearance says "expired" / "cancelled").
         """
         if not tool or len(tool) > 200:
             raise InvalidInput("the tool name must be 1 to 200 characters")
@@ -269,7 +272,9 @@ class Gate:
             return Clearance(tool, call_args, "blocked", decision.reason, decision)
         if route is Route.escalate:
             return await self._escalate_call(tool, call_args, decision, confidence, summary, context)
-        return await self._ask(tool, call_args, decision, confidence, summary, context, timeout, idempotency_key, wait)
+        return await self._ask(
+            tool, call_args, decision, confidence, summary, context, timeout, idempotency_key, wait, renew_expired
+        )
 
     async def _ask(
         self,
@@ -282,6 +287,7 @@ class Gate:
         timeout: float | None,
         idempotency_key: str | None,
         wait: bool,
+        renew_expired: bool = False,
     ) -> Clearance:
         timeout_s = timeout or decision.timeout_s or self.settings.policy.default_timeout_s
         try:
@@ -297,6 +303,7 @@ class Gate:
                 irreversible=decision.irreversible,
                 timeout_s=timeout_s,
                 idempotency_key=idempotency_key,
+                renew_expired=renew_expired,
             )
         except ValueError as exc:
             raise InvalidInput(f"cannot file the request: {_one_line(exc)}") from None

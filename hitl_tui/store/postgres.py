@@ -533,7 +533,7 @@ class PostgresStore(Store):
                     if conflict is not None:
                         raise conflict
                     existing = await self._expire_if_due(conn, existing, self.clock(), events)
-                    if existing.status not in REFILED_STATUSES:
+                    if existing.status not in REFILED_STATUSES or not data.renew_expired:
                         return existing
                     # it expired or was cancelled: file a new request, which takes the key over
                     await _q(

@@ -264,6 +264,7 @@ class _Filing:
     tool: str
     actor: str  # of the event
     rest: str  # the event's payload after its id
+    renew: bool = False  # RequestCreate.renew_expired
 
 
 @dataclass(slots=True)
@@ -610,7 +611,7 @@ class SQLiteStore(Store):
                 assert f is not None
                 if f.key is not None and f.key in filed:
                     answer = _keyed(filed[f.key], f)
-                    if answer[1] is None and _lapsed(filed[f.key], now):
+                    if answer[1] is None and f.renew and _lapsed(filed[f.key], now):
                         later.append(j)  # its request expired or was cancelled: a new one, one by one
                     else:
                         settled.append((j, *answer))
@@ -861,7 +862,7 @@ class SQLiteStore(Store):
                     if conflict is not None:
                         raise conflict
                     existing = self._expire_if_due(conn, existing, self.clock(), events)
-                    if existing.status not in REFILED_STATUSES:
+                    if existing.status not in REFILED_STATUSES or not data.renew_expired:
                         return existing
                     # it expired or was cancelled: file a new request, which takes the key over
                     conn.execute(
@@ -879,7 +880,7 @@ class SQLiteStore(Store):
             events.append((EventKind.request_created, f"request:{rid}", who, f'{{"id":{rid}{rest}'))
             return rid
 
-        filing = _Filing(row, token, data.idempotency_key, data.agent, data.tool, who, rest)
+        filing = _Filing(row, token, data.idempotency_key, data.agent, data.tool, who, rest, data.renew_expired)
         out = await self._run(self._write, tx, filing=filing)
         if isinstance(out, ApprovalRequest):  # its idempotency key had filed it before
             return out, out.model_dump_json()
