@@ -36,7 +36,9 @@ async def _finish(proc: asyncio.subprocess.Process) -> tuple[int, str, str]:
 
 async def test_wait_exits_0_when_approved_in_another_process_and_prints_edited_args(env: Any) -> None:
     cli, admin = env
-    agent = await _start(cli, "request", "deploy", "--args", '{"env": "prod"}', "--agent", "ci", "--wait", "--json")
+    agent = await _start(
+        cli, "request", "deploy", "--args", '{"env": "prod"}', "--agent", "ci", "--wait", "--json", "--accept-edits"
+    )
     rid = await wait_pending(admin, "deploy")
     code, _, err = await hitl(cli, "--as", "alice", "approve", str(rid), "--args", '{"env": "canary"}')
     assert code == 0, err
@@ -45,6 +47,31 @@ async def test_wait_exits_0_when_approved_in_another_process_and_prints_edited_a
     data = json.loads(out)
     assert data["status"] == "approved" and data["args"] == {"env": "canary"} and data["request_id"] == rid
     assert data["agent"] == "ci" and data["request"]["decided_by"] == "alice"
+
+
+@pytest.mark.parametrize("json_out", [False, True], ids=["text", "json"])
+async def test_an_edited_approval_exits_4_unless_the_script_accepts_edits(env: Any, json_out: bool) -> None:
+    """`hitl request deploy --args '{"env":"prod"}' --wait && ./deploy.sh prod`: a reviewer who
+    edited prod to staging approved staging, not prod, so the chain must stop (exit 4)."""
+    cli, admin = env
+    more = ["--json"] if json_out else []
+    agent = await _start(cli, "request", "deploy", "--args", '{"env": "prod"}', "--wait", *more)
+    rid = await wait_pending(admin, "deploy")
+    code, _, err = await hitl(cli, "--as", "alice", "approve", str(rid), "--args", '{"env": "staging"}')
+    assert code == 0, err
+    code, out, err = await _finish(agent)
+    assert code == 4, (out, err)
+    assert "approved with edited arguments" in err and "--accept-edits" in err
+    if json_out:
+        assert json.loads(out)["args"] == {"env": "staging"}
+    else:
+        assert out.splitlines()[-1] == '{"env": "staging"}'
+    # the same call approved as filed still exits 0
+    agent = await _start(cli, "request", "send_customer_email", "--args", '{"to": "dev"}', "--wait", *more)
+    rid = await wait_pending(admin, "send_customer_email")
+    assert (await hitl(cli, "--as", "alice", "approve", str(rid)))[0] == 0
+    code, out, err = await _finish(agent)
+    assert code == 0, (out, err)
 
 
 async def test_wait_exits_1_when_denied(env: Any) -> None:

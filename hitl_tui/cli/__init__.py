@@ -26,6 +26,7 @@ EXIT_OK = 0
 EXIT_DENIED = 1  # denied, blocked, or refused (already decided)
 EXIT_EXPIRED = 2  # expired or timed out
 EXIT_ERROR = 3  # backend unreachable, store error, bad input, not found
+EXIT_EDITED = 4  # `request --wait`: approved with the reviewer's edited arguments (without --accept-edits)
 EXIT_USAGE = 64
 
 EXIT_CODES_HELP = """\
@@ -34,6 +35,7 @@ exit codes:
   1   denied, blocked by policy, or refused (already decided, self-review, a token without the right)
   2   expired: no decision before the deadline (or --wait timed out)
   3   error: backend unreachable, store error, invalid input, not found (fail closed)
+  4   `request --wait`: approved with edited arguments: run with the printed ones (--accept-edits: 0)
   64  usage error (bad flags)
 """
 

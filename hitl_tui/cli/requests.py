@@ -11,7 +11,7 @@ from typing import Any
 
 from ..models import ApprovalRequest, DecisionIn, RequestStatus
 from ..text import sanitise
-from . import EXIT_DENIED, EXIT_ERROR, EXIT_EXPIRED, EXIT_OK, add_json_flag, fail, single_shot
+from . import EXIT_DENIED, EXIT_EDITED, EXIT_ERROR, EXIT_EXPIRED, EXIT_OK, add_json_flag, fail, single_shot
 from .output import age, build, emit_json, parse_json_object, print_table
 
 REQUEST_EXIT_HELP = """\
@@ -20,6 +20,9 @@ exit codes (with --wait):
   1  denied, blocked by policy, escalated to a human, or cancelled: do not run it
   2  expired: nobody decided before the deadline
   3  error: backend unreachable, store error, invalid input (fail closed: do not run it)
+  4  approved, but the reviewer edited the arguments: run with the printed ones, not yours
+     (`cmd --wait && ./deploy.sh prod` then stops instead of running what was not approved);
+     with --accept-edits it exits 0, for a script that runs what --json prints as "args"
   130, 143, 129  stopped by SIGINT (Ctrl-C), SIGTERM (a CI cancel, `timeout`) or SIGHUP: the
      pending request is cancelled first, so nobody can approve a call that no longer waits
 without --wait, 0 means filed (the request id is printed) or allowed; 1, 2, 3 as above.
@@ -57,6 +60,11 @@ def register(sub: Any) -> None:
     p.add_argument("--context", metavar="TEXT", help="longer context for the reviewer")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="deadline for a decision (default: the policy's)")
     p.add_argument("--wait", action="store_true", help="block until decided; the exit code says how")
+    p.add_argument(
+        "--accept-edits",
+        action="store_true",
+        help="exit 0 (not 4) when approved with edited arguments: this script runs the printed ones",
+    )
     p.add_argument(
         "--idempotency-key",
         metavar="K",
@@ -243,6 +251,7 @@ async def _request(args: argparse.Namespace, ctx: Any) -> int:
         wait=args.wait,
     )
     req = clearance.request
+    edited = clearance.status == "approved" and req is not None and req.edited_args is not None
     if clearance.status == "pending" and req is not None and not args.json:
         print(req.id)
         print(
@@ -271,7 +280,7 @@ async def _request(args: argparse.Namespace, ctx: Any) -> int:
             f"hitl: {line}" if clearance.status == "error" else line,
             file=sys.stderr if clearance.status == "error" else sys.stdout,
         )
-        if clearance.status == "approved" and req is not None and req.edited_args is not None:
+        if edited:
             print("run with the reviewer's edited arguments:")
             print(json.dumps(clearance.args, ensure_ascii=False))
         if clearance.log_review:
@@ -280,6 +289,14 @@ async def _request(args: argparse.Namespace, ctx: Any) -> int:
                 "--result TEXT",
                 file=sys.stderr,
             )
+    if edited and not args.accept_edits:
+        where = '"args" above' if args.json else "the ones above"
+        print(
+            f"hitl: exit {EXIT_EDITED}: approved with edited arguments; run with {where}, not yours "
+            "(--accept-edits exits 0 for a script that does)",
+            file=sys.stderr,
+        )
+        return EXIT_EDITED
     return STATUS_EXIT[clearance.status]
 
 
