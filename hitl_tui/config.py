@@ -156,7 +156,9 @@ def _describe(err: ValidationError, source: str) -> str:
 
 def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
     """File, then environment, then ``overrides`` (flags; ``None`` values are ignored)."""
-    path = path or config_path()
+    if path is not None and not path.exists():  # named on purpose (--config): a typo must not mean defaults
+        raise ConfigError(f"{path}: no such config file")
+    path = path or config_path()  # HITL_CONFIG naming no file means none, as the default location
     data: dict[str, Any] = {}
     if path.exists():
         import tomllib  # only with a file to read (start-up time)

@@ -72,6 +72,40 @@ def test_ls_show_approve_deny_round_trip(cli_env: dict[str, str]) -> None:
     assert json.loads(run(cli_env, "ls", "--status", "all", "--json").stdout)[0]["status"] in ("approved", "denied")
 
 
+def test_a_repeated_decision_or_vote_says_nothing_changed(cli_env: dict[str, str]) -> None:
+    """The same reviewer repeating a decision (or a quorum vote) is idempotent: exit 0, but it says
+    so instead of reporting a new vote or decision; another reviewer is refused (exit 1)."""
+    one, quorum = seed(
+        cli_env["HITL_STORE"],
+        RequestCreate(agent="bot", tool="deploy"),
+        RequestCreate(agent="bot", tool="drop_table", required_approvals=2),
+    )
+    first = run(cli_env, "--as", "alice", "approve", str(one))
+    assert first.returncode == 0 and first.stdout == f"request {one} approved\n"
+    again = run(cli_env, "--as", "alice", "approve", str(one))
+    assert again.returncode == 0 and again.stdout == f"request {one} was already approved by alice; nothing changed\n"
+    other = run(cli_env, "--as", "bob", "approve", str(one))
+    assert other.returncode == 1 and "already approved by alice" in other.stderr
+    vote = run(cli_env, "--as", "alice", "approve", str(quorum), "--reason", "looks fine")
+    assert vote.returncode == 0 and vote.stdout == f"request {quorum}: vote recorded (1 of 2 approvals)\n"
+    again = run(cli_env, "--as", "alice", "approve", str(quorum), "--reason", "looks fine")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == f"request {quorum}: your vote was already recorded (1 of 2 approvals); nothing changed\n"
+
+
+def test_a_named_config_file_that_is_missing_is_an_error(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """`--config` with a typo must not silently mean the defaults (and the default store)."""
+    p = run(cli_env, "--config", str(tmp_path / "typo.toml"), "ls")
+    assert p.returncode == 3 and p.stderr == f"hitl: {tmp_path / 'typo.toml'}: no such config file\n"
+    assert not Path(cli_env["HITL_STORE"]).exists()
+
+
+def test_the_console_without_a_terminal_says_so(cli_env: dict[str, str]) -> None:
+    """`hitl </dev/null` (no command: the console) in a pipe or a cron job: exit 64 at once."""
+    p = subprocess.run([*HITL], env=cli_env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 64 and "the console needs a terminal" in p.stderr
+
+
 def test_bad_input_is_one_line_error_and_writes_nothing(cli_env: dict[str, str]) -> None:
     (rid,) = seed(cli_env["HITL_STORE"], RequestCreate(agent="bot", tool="deploy"))
     p = run(cli_env, "approve", str(rid), "--args", "{not json")

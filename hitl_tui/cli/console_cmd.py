@@ -23,6 +23,15 @@ def register(sub: Any) -> None:
 
 
 def cmd_console(args: argparse.Namespace, ctx: Any) -> int:
+    import sys
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):  # `hitl </dev/null`, a pipe, a cron job
+        from . import EXIT_USAGE, fail
+
+        return fail(
+            "the console needs a terminal (stdin and stdout); in scripts use hitl ls, show, approve, deny",
+            EXIT_USAGE,
+        )
     from ..console import HitlConsole
 
     backend = ctx.backend()

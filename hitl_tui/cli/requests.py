@@ -181,11 +181,24 @@ async def cmd_show(args: argparse.Namespace, ctx: Any) -> int:
 
 
 async def _decide(args: argparse.Namespace, ctx: Any, decision: DecisionIn) -> int:
-    r = await ctx.backend().decide(args.id, decision, ctx.reviewer)
+    backend = ctx.backend()
+    before = await backend.get_request(args.id)
+    r = await backend.decide(args.id, decision, ctx.reviewer)
+    again = r == before  # the same decision (or vote) by the same reviewer, repeated: nothing was written
     if args.json:
         emit_json(r)
     elif r.status is RequestStatus.pending:
-        print(f"request {r.id}: vote recorded ({r.approval_count} of {r.required_approvals} approvals)")
+        votes = f"{r.approval_count} of {r.required_approvals} approvals"
+        print(
+            f"request {r.id}: your vote was already recorded ({votes}); nothing changed"
+            if again
+            else f"request {r.id}: vote recorded ({votes})"
+        )
+    elif again:
+        print(
+            f"request {r.id} was already {r.status.value} by {sanitise(r.decided_by or '?', oneline=True)}; "
+            "nothing changed"
+        )
     else:
         print(f"request {r.id} {r.status.value}")
     return 0

@@ -42,7 +42,8 @@ class Identity:
     def require(self, *roles: TokenRole, action: str) -> None:
         if self.role not in roles:
             allowed = " or ".join(r.value for r in roles)
-            raise Forbidden(f"{action} needs a {allowed} token; {self.name!r} has the {self.role.value} role",
+            article = "an" if allowed[:1] in "aeiou" else "a"
+            raise Forbidden(f"{action} needs {article} {allowed} token; {self.name!r} has the {self.role.value} role",
                             role=self.role.value)
 
     def may_see(self, event: Event) -> bool:
