@@ -123,12 +123,12 @@ def test_only_an_admin_token_manages_tokens_over_server(module_team: Team, tmp_p
     for who in ("alice", "bot"):
         as_who = {**env, "HITL_TOKEN": module_team.tokens[who]}
         made = hitl(as_who, "token", "create", "--name", f"sneaky-{who}", "--role", "admin")
-        assert made.returncode == 1 and "needs a admin token" in made.stderr, made.stderr
+        assert made.returncode == 1 and "needs an admin token" in made.stderr, made.stderr
         assert made.stdout == ""
         listed = hitl(as_who, "token", "ls")
-        assert listed.returncode == 1 and "needs a admin token" in listed.stderr
+        assert listed.returncode == 1 and "needs an admin token" in listed.stderr
         revoked = hitl(as_who, "token", "revoke", "root")
-        assert revoked.returncode == 1 and "needs a admin token" in revoked.stderr
+        assert revoked.returncode == 1 and "needs an admin token" in revoked.stderr
     assert "sneaky-alice" not in names_on_server(module_team)
     assert names_on_server(module_team)["root"] is True
 
