@@ -113,3 +113,31 @@ def test_claude_code_settings_snippet_hook_command(cli_env: dict[str, str], tmp_
         ["sh", "-c", command], env=broken, input=json.dumps(hook_event), capture_output=True, text=True, timeout=60
     )
     assert p.returncode == 2  # `|| exit 2`: a hitl that cannot start blocks the call instead of letting it through
+
+
+def test_openai_agents_example_leaves_a_users_capabilities_alone(cli_env: dict[str, str]) -> None:
+    """A tool the user demoted stays demoted (stage, risk, description); the example says what happened."""
+    pytest.importorskip("agents")
+    from hitl_tui.models import Capability, Risk, Stage
+
+    async def cap(put: Capability | None = None) -> Capability:
+        backend = LocalBackend(SQLiteStore(cli_env["HITL_STORE"]))
+        try:
+            if put is not None:
+                await backend.put_capability(put, "me", "demoted")
+            return await backend.get_capability("deploy")
+        finally:
+            await backend.close()
+
+    mine = asyncio.run(cap(Capability(tool="deploy", stage=Stage.disabled, risk=Risk.critical, description="mine")))
+    p = subprocess.run(
+        [sys.executable, str(EXAMPLES / "openai_agents_example.py"), "--timeout", "5"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    assert "already configures deploy (disabled, risk critical)" in p.stdout
+    assert "is live in prod" not in p.stdout and "tool result: Not approved (blocked)" in p.stdout
+    assert asyncio.run(cap()).model_dump() == mine.model_dump()
