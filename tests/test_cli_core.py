@@ -100,6 +100,24 @@ def test_a_named_config_file_that_is_missing_is_an_error(cli_env: dict[str, str]
     assert not Path(cli_env["HITL_STORE"]).exists()
 
 
+def test_a_new_store_is_private_and_a_missing_directory_is_an_error(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """Requests carry agents' arguments: the store file (and so its -wal/-shm) is 0600 and the
+    default data directory 0700. A typo'd directory in HITL_STORE is an error, not a new store."""
+    import stat
+
+    env = {**cli_env, "HITL_STORE": str(tmp_path / "s.db")}
+    assert run(env, "request", "deploy").returncode == 0
+    assert stat.S_IMODE((tmp_path / "s.db").stat().st_mode) == 0o600
+    typo = {**cli_env, "HITL_STORE": str(tmp_path / "no-such-dir" / "s.db")}
+    p = run(typo, "request", "deploy", "--wait")
+    assert p.returncode == 3 and "does not exist" in p.stderr and not (tmp_path / "no-such-dir").exists()
+    default = {k: v for k, v in cli_env.items() if k != "HITL_STORE"} | {"XDG_DATA_HOME": str(tmp_path / "xdg")}
+    assert run(default, "ls").returncode == 0
+    [made] = (tmp_path / "xdg").iterdir()
+    assert stat.S_IMODE(made.stat().st_mode) == 0o700
+    assert stat.S_IMODE((made / "hitl.db").stat().st_mode) == 0o600
+
+
 def test_the_console_without_a_terminal_says_so(cli_env: dict[str, str]) -> None:
     """`hitl </dev/null` (no command: the console) in a pipe or a cron job: exit 64 at once."""
     p = subprocess.run([*HITL], env=cli_env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)

@@ -160,7 +160,8 @@ async def test_edit_on_a_tool_that_refuses_edits_is_a_rejection(backends: tuple[
 async def test_policy_decides_which_calls_pause(tmp_path: Path, backends: tuple[LocalBackend, LocalBackend]) -> None:
     agent_side, reviewer = backends
     await reviewer.put_capability(Capability(tool="lookup", stage=Stage.autonomous))
-    sync_gate = SyncGate.connect("researcher", store=tmp_path / "hitl.db", config=tmp_path / "none.toml")
+    (tmp_path / "empty.toml").write_text("")  # not the user's config (a missing file named is an error)
+    sync_gate = SyncGate.connect("researcher", store=tmp_path / "hitl.db", config=tmp_path / "empty.toml")
     try:
         model = ToolCallingFake(
             messages=iter(

@@ -15,6 +15,7 @@ same events, same durability.
 from __future__ import annotations
 
 import bisect
+import errno
 import functools
 import json
 import os
@@ -375,7 +376,7 @@ class SQLiteStore(Store):
 
     def _open(self) -> None:
         if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._create_private()
         conn = self._connect()
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode.lower() != "wal" and str(self.path) != ":memory:":
@@ -388,6 +389,23 @@ class SQLiteStore(Store):
             self._inode = (st.st_dev, st.st_ino)
         row = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
         self.notifier.publish(int(row[0]))
+
+    def _create_private(self) -> None:
+        """A new store is readable by its owner only: requests carry agents' arguments (commands,
+        addresses, sometimes secrets). SQLite gives its -wal and -shm files the database file's
+        mode. The default data directory is created (0700); another missing directory is an error,
+        as a typo in --store / HITL_STORE must not quietly start a store nobody reviews."""
+        parent = self.path.parent
+        if not parent.exists():
+            from ..config import default_store_path
+
+            if parent != default_store_path().parent:
+                raise OSError(errno.ENOENT, f"directory {parent} does not exist (create it, or check the path)")
+            parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            pass
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
