@@ -6,9 +6,12 @@ Two tools:
   (``claude -p --permission-prompt-tool mcp__hitl__approval_prompt``). It routes the call through
   the gate and returns JSON *text*: ``{"behavior": "allow", "updatedInput": {...}}`` (the reviewer's
   edited arguments when there are some, else the original input) or
-  ``{"behavior": "deny", "message": "..."}``. Every failure is a deny with the reason.
+  ``{"behavior": "deny", "message": "..."}``. Every failure is a deny with the reason, bad arguments
+  too (the tools check their own arguments: the published schema is the documented one).
 * ``ask_human(question, context=None)`` opens an escalation and waits for a human's reply, which it
   returns; when nobody replies, or a human takes over, the text says so and tells the agent to stop.
+  A thread the agent stops waiting on (no reply in time, the call cancelled) is resolved with a note
+  saying so, as the gate cancels a request it stops waiting for.
 
 Built on ``mcp.server.mcpserver.MCPServer`` (mcp 2.x; ``FastMCP`` in 1.x). The backend is opened on
 the first call, on the server's event loop, and closed when the session ends.
@@ -33,6 +36,7 @@ DEFAULT_AGENT = "claude-code"
 DEFAULT_TIMEOUT_S = 300.0
 DEFAULT_QUESTION_TIMEOUT_S = 1800.0
 MESSAGE_LIMIT = 2000
+CLOSE_TIMEOUT_S = 10.0
 
 INSTRUCTIONS = (
     "Human-in-the-loop gate. approval_prompt is a permission prompt tool: it asks the configured "
@@ -45,6 +49,40 @@ def _explain(exc: BaseException) -> str:
     if isinstance(exc, HitlError):
         return exc.message
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _bad_text(name: str, value: Any, *, required: bool = False) -> str | None:
+    if value is None:
+        return f"{name} is required" if required else None
+    if not isinstance(value, str):
+        return f"{name} must be a string, not {_json_type(value)}"
+    return None
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return "a string" if isinstance(value, str) else type(value).__name__
+
+
+def _bad_arguments(tool_name: Any, input: Any, tool_use_id: Any) -> str | None:
+    """What is wrong with approval_prompt's arguments (the MCP client sends any JSON), or None."""
+    problem = _bad_text("tool_name", tool_name, required=True)
+    if problem:
+        return problem
+    if not tool_name.strip():
+        return "tool_name is empty"
+    if input is None:
+        return "input is required: the tool call's arguments, a JSON object"
+    if not isinstance(input, dict):
+        return f"input must be a JSON object (the tool call's arguments), not {_json_type(input)}"
+    return _bad_text("tool_use_id", tool_use_id)
 
 
 def allow_text(updated_input: dict[str, Any]) -> str:
@@ -88,7 +126,11 @@ class HumanTools:
             gate, self._gate = self._gate, None
             await gate.backend.close()
 
-    async def approval_prompt(self, tool_name: str, input: dict[str, Any], tool_use_id: str | None = None) -> str:
+    async def approval_prompt(self, tool_name: Any, input: Any, tool_use_id: Any = None) -> str:
+        """Arguments as the client sent them: anything that is not the documented shape is a deny."""
+        problem = _bad_arguments(tool_name, input, tool_use_id)
+        if problem:
+            return deny_text(f"hitl: error: {problem}")
         try:
             gate = self.gate()
             key = f"mcp:{self.agent}:{tool_use_id}"[:200] if tool_use_id else None
@@ -107,13 +149,36 @@ class HumanTools:
         ref = f" (request {clearance.request.id})" if clearance.request is not None else ""
         return deny_text(f"hitl: {clearance.status}: {clearance.reason}{ref}")
 
-    async def ask_human(self, question: str, context: str | None = None) -> str:
-        from ..sdk.escalation import EscalationOutcome
+    async def ask_human(self, question: Any, context: Any = None) -> str:
+        import asyncio
 
+        from ..sdk.escalation import EscalationOutcome, new_human_text
+
+        problem = _bad_text("question", question, required=True) or _bad_text("context", context)
+        if problem:
+            return f"No human could be asked ({problem}). Do not proceed with the uncertain step."
         try:
-            result = await self.gate().escalate(question, context, timeout=self.question_timeout)
+            gate = self.gate()
+            posted = await gate.escalate(question, context, wait=False)
         except Exception as exc:
             return f"No human could be asked ({_explain(exc)}). Do not proceed with the uncertain step."
+        if posted.outcome is EscalationOutcome.error or posted.escalation_id is None:
+            return f"No human could be asked ({posted.reason}). Do not proceed with the uncertain step."
+        eid = posted.escalation_id
+        seen = len(posted.escalation.messages) if posted.escalation is not None else None
+        try:
+            result = await gate.wait_for_guidance(eid, seen, timeout=self.question_timeout)
+        except asyncio.CancelledError:  # the client cancelled the call (or went away)
+            await self._close_unanswered(gate, eid, seen, "the agent stopped waiting (its MCP call was cancelled)")
+            raise
+        closed = ""
+        if result.outcome in (EscalationOutcome.timeout, EscalationOutcome.error):
+            why = result.reason or result.outcome.value
+            esc = await self._close_unanswered(gate, eid, seen, f"the agent stopped waiting: {why}")
+            late = new_human_text(esc, seen) if esc is not None and seen is not None else None
+            if late is not None:  # a human answered in the meantime: the agent gets it after all
+                return late
+            closed = "; it is closed now" if esc is not None else ""
         ref = f"escalation {result.escalation_id}" if result.escalation_id is not None else "the escalation"
         if result.outcome is EscalationOutcome.guidance and result.reply:
             return result.reply
@@ -124,14 +189,24 @@ class HumanTools:
             tail = f" Their note: {result.reply}" if result.reply else ""
             return f"A human closed {ref} without further guidance.{tail}"
         why = result.reason or result.outcome.value
-        return f"No answer from a human ({ref}: {why}). Do not proceed with the uncertain step."
+        return f"No answer from a human ({ref}: {why}{closed}). Do not proceed with the uncertain step."
+
+    async def _close_unanswered(self, gate: Any, escalation_id: int, seen: int | None, note: str) -> Any:
+        """Resolve a thread the agent no longer waits on, so no reviewer answers into the void (as the
+        gate cancels a request it stops waiting for). The escalation as closed, or None."""
+        import asyncio
+
+        try:
+            return await asyncio.shield(asyncio.wait_for(gate.resolve(escalation_id, note), CLOSE_TIMEOUT_S))
+        except BaseException as exc:  # taken over or resolved meanwhile, or the backend is gone
+            log.info("could not close escalation %s: %s", escalation_id, _explain(exc))
+            return None
 
 
 def build_server(tools: HumanTools) -> Any:
     """The MCP server exposing ``approval_prompt`` and ``ask_human``."""
     from mcp.server.mcpserver import MCPServer
-
-    server = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, log_level="WARNING")
+    from mcp.server.mcpserver.tools import Tool
 
     async def approval_prompt(tool_name: str, input: dict[str, Any], tool_use_id: str | None = None) -> str:
         """Ask the hitl policy (and a human reviewer when needed) whether a tool call may run.
@@ -144,9 +219,27 @@ def build_server(tools: HumanTools) -> Any:
         """Ask a human a question (an escalation) and wait for the reply, which is returned as text."""
         return await tools.ask_human(question, context)
 
-    server.add_tool(approval_prompt, structured_output=False)
-    server.add_tool(ask_human, structured_output=False)
-    return server
+    async def approval_prompt_any(tool_name: Any = None, input: Any = None, tool_use_id: Any = None) -> str:
+        return await tools.approval_prompt(tool_name, input, tool_use_id)
+
+    async def ask_human_any(question: Any = None, context: Any = None) -> str:
+        return await tools.ask_human(question, context)
+
+    def tool(documented: Any, lenient: Any) -> Any:
+        """The documented signature is what clients see (schema and description); the arguments are
+        checked by the tool itself, so bad ones get the tool's own answer (approval_prompt: a deny),
+        not the MCP library's validation error."""
+        shown = Tool.from_function(documented, structured_output=False)
+        runs = Tool.from_function(lenient, name=shown.name, description=shown.description, structured_output=False)
+        runs.parameters = shown.parameters
+        return runs
+
+    return MCPServer(
+        SERVER_NAME,
+        instructions=INSTRUCTIONS,
+        log_level="WARNING",
+        tools=[tool(approval_prompt, approval_prompt_any), tool(ask_human, ask_human_any)],
+    )
 
 
 async def serve_stdio(tools: HumanTools) -> None:
