@@ -109,6 +109,32 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be bound (in use, not an address of this machine, no such host), or
+    None: each address the name resolves to is bound and released, as the server will bind them."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot resolve {host!r} ({exc.strerror})"
+    for family, kind, proto, _, address in infos:
+        try:
+            with socket.socket(family, kind, proto) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
+                if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return "the port is in use (another hitl serve? choose one with --port)"
+            if exc.errno == errno.EADDRNOTAVAIL and family == socket.AF_INET6 and len(infos) > 1:
+                continue  # no IPv6 here: the IPv4 address serves (the server skips it the same way)
+            return exc.strerror or str(exc)
+    return None
+
+
 def cmd_serve(args: argparse.Namespace, ctx: Any) -> int:
     import uvicorn
 
@@ -120,6 +146,10 @@ def cmd_serve(args: argparse.Namespace, ctx: Any) -> int:
     port = args.port if args.port is not None else settings.serve.port
     if not 0 < port < 65536:
         print(f"hitl: --port must be between 1 and 65535, not {port}", file=sys.stderr)
+        return EXIT_ERROR
+    problem = _cannot_listen(host, port)
+    if problem:  # before anything is announced (uvicorn would log its start-up first, then fail)
+        print(f"hitl serve: cannot listen on {host}:{port}: {problem}", file=sys.stderr)
         return EXIT_ERROR
     url = store_url(args, ctx)
     store = open_store_at(url)
