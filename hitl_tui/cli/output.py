@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -79,3 +80,21 @@ def build(model: type[BaseModel], **fields: Any) -> Any:
         return model.model_validate({k: v for k, v in fields.items() if v is not None})
     except ValidationError as exc:
         raise InvalidInput(validation_message(exc)) from None
+
+
+def int_between(low: int, high: int, what: str = "a whole number") -> Callable[[str], int]:
+    """An argparse ``type``: a whole number from ``low`` to ``high``; anything else is a usage error
+    (exit 64) at parse time, like a value that is not a number at all."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            message = f"{what} must be a whole number from {low} to {high}, not {text!r}"
+            raise argparse.ArgumentTypeError(message) from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be from {low} to {high}, not {value}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in its own messages
+    return parse

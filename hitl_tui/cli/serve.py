@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from . import EXIT_ERROR, add_json_flag
-from .output import age, emit_json, print_table
+from .output import age, emit_json, int_between, print_table
 
 ROLES = ("agent", "reviewer", "admin")
 
@@ -29,7 +29,7 @@ def register(sub: Any) -> None:
     )
     _store_flag(p)
     p.add_argument("--host", help="address to bind (default: config serve.host, 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (default: config serve.port, 8750)")
+    p.add_argument("--port", type=int_between(1, 65535, "a port"), help="port (default: config serve.port, 8750)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)
 
@@ -144,8 +144,8 @@ def cmd_serve(args: argparse.Namespace, ctx: Any) -> int:
     settings = ctx.settings
     host = args.host or settings.serve.host
     port = args.port if args.port is not None else settings.serve.port
-    if not 0 < port < 65536:
-        print(f"hitl: --port must be between 1 and 65535, not {port}", file=sys.stderr)
+    if not 0 < port < 65536:  # --port is checked when parsed: this one is the config's serve.port
+        print(f"hitl: serve.port must be between 1 and 65535, not {port}", file=sys.stderr)
         return EXIT_ERROR
     problem = _cannot_listen(host, port)
     if problem:  # before anything is announced (uvicorn would log its start-up first, then fail)

@@ -146,7 +146,7 @@ def check_timeout(value: str | float | None) -> float:
     except (TypeError, ValueError):
         raise InvalidInput(f"--timeout must be a number of seconds, got {value!r}") from None
     if not 0 < seconds <= MAX_TIMEOUT_S:
-        raise InvalidInput(f"--timeout must be between 0 and {MAX_TIMEOUT_S:g} seconds, got {value!r}")
+        raise InvalidInput(f"--timeout must be greater than 0 and at most {MAX_TIMEOUT_S:g} seconds, got {value!r}")
     return seconds
 
 
