@@ -986,6 +986,36 @@ async def test_help_lists_the_keys_of_the_current_pane(backend: LocalBackend, cl
         assert app.is_running and not isinstance(app.screen, HelpScreen)
 
 
+def screen_text(app: HitlConsole) -> str:
+    """The characters on screen, as a terminal would show them."""
+    update = app.screen._compositor.render_full_update()
+    return "\n".join("".join(seg.text for seg in strip) for strip in update.strips)
+
+
+@pytest.mark.parametrize("pane", ["1", "2", "3", "4"])
+async def test_help_scrolls_with_the_keys_it_lists(backend: LocalBackend, clock: Any, pane: str) -> None:
+    """At 80x24 the help is taller than the screen: j/k, the arrows, g/G scroll it, from any pane."""
+    async with console(backend, clock, size=(80, 24)) as (app, pilot):
+        await pilot.press(pane)
+        await settle(app, pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        scroll = app.screen.query_one("#scroll")
+        assert scroll.max_scroll_y > 0 and "Command palette" not in screen_text(app)
+        for key, moved in (("j", 1), ("down", 2), ("k", 1), ("up", 0)):
+            await pilot.press(key)
+            await pilot.pause()
+            assert scroll.scroll_y == moved, key
+        await pilot.press("G")
+        await pilot.pause()
+        assert scroll.scroll_y == scroll.max_scroll_y
+        assert "Everywhere" in screen_text(app) and "Command palette" in screen_text(app)
+        await pilot.press("g")
+        await pilot.pause()
+        assert scroll.scroll_y == 0
+
+
 async def test_command_palette_runs_pane_actions(backend: LocalBackend, clock: Any) -> None:
     from textual.command import CommandPalette
 

@@ -30,7 +30,17 @@ def help_content(sections: list[HelpSection], notes: list[str]) -> Content:
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark", "close", "Close")]
+    # The keys the help lists for lists scroll the help itself, wherever focus is (the scroll
+    # view's own bindings know neither j/k nor g/G, and a click can move focus off it).
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,question_mark", "close", "Close"),
+        Binding("down,j", "scroll('down')", "Down", show=False, priority=True),
+        Binding("up,k", "scroll('up')", "Up", show=False, priority=True),
+        Binding("pagedown,ctrl+f,space", "scroll('page_down')", "Page down", show=False, priority=True),
+        Binding("pageup,ctrl+b", "scroll('page_up')", "Page up", show=False, priority=True),
+        Binding("home,g", "scroll('home')", "Top", show=False, priority=True),
+        Binding("end,G", "scroll('end')", "Bottom", show=False, priority=True),
+    ]
 
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
@@ -53,12 +63,16 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="box"):
-            yield Static(Content(self._title + "   (esc closes)"), id="title")
+            yield Static(Content(self._title + "   (j/k scroll · esc closes)"), id="title")
             with VerticalScroll(id="scroll"):
                 yield Static(self._body)
 
     def on_mount(self) -> None:
         self.query_one("#scroll").focus()
+
+    def action_scroll(self, where: str) -> None:
+        scroll = self.query_one("#scroll", VerticalScroll)
+        getattr(scroll, f"scroll_{where}")(animate=False)
 
     def action_close(self) -> None:
         self.dismiss(None)
