@@ -24,8 +24,10 @@ def test_port_in_use_is_one_clear_line_and_fails(tmp_path: Path) -> None:
         out = _serve(tmp_path, "--port", str(port))
     assert out.returncode == 3, out
     assert "startup complete" not in out.stderr and "http://127.0.0.1" not in out.stderr, out.stderr
-    assert out.stderr.strip() == f"hitl serve: cannot listen on 127.0.0.1:{port}: the port is in use " \
-        "(another hitl serve? choose one with --port)"
+    assert out.stderr.strip() == (
+        f"hitl serve: cannot listen on 127.0.0.1:{port}: address already in use "
+        "(another server? choose a port with --port)"
+    )
 
 
 def test_unknown_host_is_one_clear_line(tmp_path: Path) -> None:

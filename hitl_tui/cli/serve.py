@@ -128,7 +128,7 @@ def _cannot_listen(host: str, port: int) -> str | None:
                 sock.bind(address)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                return "the port is in use (another hitl serve? choose one with --port)"
+                return "address already in use (another server? choose a port with --port)"
             if exc.errno == errno.EADDRNOTAVAIL and family == socket.AF_INET6 and len(infos) > 1:
                 continue  # no IPv6 here: the IPv4 address serves (the server skips it the same way)
             return exc.strerror or str(exc)
