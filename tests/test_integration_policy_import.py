@@ -247,7 +247,9 @@ def run_policy(store: Path, argv: list[str], capsys: pytest.CaptureFixture[str])
     policy = groups.add_parser("policy")
     add_policy_import_commands(policy.add_subparsers(dest="policy_command", parser_class=Parser))
     args = parser.parse_args(["policy", *argv])
-    ctx = Context(load_settings(Path("/nonexistent/config.toml"), {"store": str(store), "reviewer": "carol"}))
+    empty = Path(store).parent / "empty.toml"  # not the user's config
+    empty.write_text("")
+    ctx = Context(load_settings(empty, {"store": str(store), "reviewer": "carol"}))
     code = asyncio.run(_run_async(args.func, args, ctx))
     return code, capsys.readouterr().out
 

@@ -234,7 +234,8 @@ def test_warm_commands_answer_exactly_as_in_process(warm_env: dict[str, str], tm
     assert codes == [0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 1, 3, 64, 0, 0, 0]  # the control: they differ
     assert json.loads(warm[2][1])["hookSpecificOutput"]["permissionDecision"] == "allow"
     assert json.loads(warm[3][1])["hookSpecificOutput"]["permissionDecision"] == "deny"
-    assert warm[9][1] == warm[10][1] == "request 1 approved\n"  # approving twice: the same answer
+    assert warm[9][1] == "request 1 approved\n"  # approving twice: the same decision, nothing written
+    assert warm[10][1] == "request 1 was already approved by alice; nothing changed\n"
     assert "already approved by alice" in warm[11][2]  # denying after: a conflict
     assert "usage: hitl request" in warm[14][1]
 
