@@ -272,6 +272,32 @@ async def test_select_several_then_approve_all(backend: LocalBackend, clock: Any
         assert "Approved 2 requests" in said(app)
 
 
+def table_lines(table: Any) -> list[str]:
+    """The table's rows as painted (header first)."""
+    return ["".join(seg.text for seg in table.render_line(y)) for y in range(table.size.height)]
+
+
+async def test_80_columns_cut_text_ends_with_an_ellipsis_and_outcomes_read_whole(
+    backend: LocalBackend, clock: Any
+) -> None:
+    async with console(backend, clock, size=(80, 24)) as (app, pilot):
+        await pilot.press("slash", *"status:all", "enter")
+        await settle(app, pilot)
+        table = approvals(app).table
+        lines = table_lines(table)
+        header = lines[0]
+        votes_at, expires_end = header.index("VOTES"), header.index("EXPIRES") + len("EXPIRES")
+        decided = [line for line in lines if line.rstrip().endswith(("approved", "denied", "expired"))]
+        assert len(decided) >= 3 and "AGE" in header, lines
+        for line in decided:
+            outcome = line.rstrip().rsplit(" ", 1)[1]
+            assert line.rstrip().endswith(" " + outcome) and len(line.rstrip()) <= expires_end, line
+            assert not line[votes_at : votes_at + 5].strip(" 0123456789/"), line  # votes only, never a status
+        emails = [line for line in lines if "send_customer" in line]
+        assert emails and all("send_customer…" in line or "send_customer_email" in line for line in emails), emails
+        assert not any(re.search(r"send_customer_?\s", line) for line in lines), lines
+
+
 async def test_decided_by_someone_else_while_looking(backend: LocalBackend, other: LocalBackend, clock: Any) -> None:
     async with console(backend, clock) as (app, pilot):
         req = await goto_request(app, pilot, "send_customer_email")

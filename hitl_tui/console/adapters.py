@@ -191,13 +191,11 @@ def request_summary(req: ApprovalRequest, limit: int | None = None) -> str:
 
 
 def request_cells(req: ApprovalRequest, now: datetime) -> dict[str, Cell]:
-    status: Cell
-    if req.status is RequestStatus.pending:
-        status = (
-            (f"{req.approval_count}/{req.required_approvals}", "vt--warn") if req.required_approvals > 1 else ("", None)
-        )
-    else:
-        status = (req.status.value, "vt--dim")
+    # VOTES holds votes only (a decided quorum keeps its count); the outcome reads whole under EXPIRES
+    status: Cell = ("", None)
+    if req.required_approvals > 1:
+        votes = f"{req.approval_count}/{req.required_approvals}"
+        status = (votes, "vt--warn") if req.status is RequestStatus.pending else (votes, "vt--dim")
     return {
         "id": (str(req.id), "vt--dim"),
         "risk": (req.risk.value + ("!" if req.irreversible else ""), RISK_CLASS[req.risk]),

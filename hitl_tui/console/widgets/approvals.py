@@ -24,11 +24,11 @@ COLUMNS = [
     Column("risk", "RISK", width=9),
     Column("tool", "TOOL", flex=2, min_width=14),
     Column("agent", "AGENT", flex=1, min_width=10, drop=2),
-    Column("summary", "SUMMARY", flex=4, min_width=16, drop=1),
+    Column("summary", "SUMMARY", flex=4, min_width=14, drop=1),
     Column("conf", "CONF", width=4, right=True, drop=4),
     Column("quorum", "VOTES", width=5, drop=3),
     Column("age", "AGE", width=4, right=True, drop=5),
-    Column("expires", "EXPIRES", width=7, right=True),
+    Column("expires", "EXPIRES", width=9, right=True),  # or the outcome: "cancelled" is 9
 ]
 
 

@@ -735,7 +735,10 @@ class VirtualTable(ScrollView, can_focus=True):
         length = GUTTER
         for col, w in cols:
             text, cls = cells.get(col.key, ("", None))
-            if col.right and cell_len(text) < w:
+            length_of = cell_len(text)
+            if length_of > w:  # cut text says so: it ends with an ellipsis
+                text = set_cell_size(text, w - 1) + "…" if w > 1 else "…"
+            elif col.right and length_of < w:
                 text = text.rjust(w)
             segs.append(Segment(set_cell_size(text, w), palette.cell(selected, cls or None, inactive, is_cursor)))
             segs.append(gap)
