@@ -98,3 +98,23 @@ def int_between(low: int, high: int, what: str = "a whole number") -> Callable[[
 
     parse.__name__ = what  # argparse names the type in its own messages
     return parse
+
+
+#: the commands that decide or write something a name is recorded on (``--as`` matters to them)
+WRITING_COMMANDS = frozenset({
+    "request", "cancel", "approve", "deny", "escalate", "reply", "takeover", "resolve",
+    "review", "stages", "promote", "demote", "policy",
+})
+
+
+def as_ignored_warning(as_name: str | None, backend: Any) -> str | None:
+    """The one stderr line for ``--as NAME`` over a server whose token has another name (the server
+    records the token's name, whatever ``--as`` says), or None. ``backend.identity`` is the token's
+    name once a call was made (``HttpBackend``); an embedded store has none and honours ``--as``."""
+    identity = getattr(backend, "identity", None)
+    if not as_name or not isinstance(identity, str) or as_name == identity:
+        return None
+    return (
+        f"hitl: warning: --as {sanitise(as_name, oneline=True, limit=80)} is ignored over a server: "
+        f"it records the token's name, {sanitise(identity, oneline=True, limit=80)}"
+    )
