@@ -262,6 +262,8 @@ async def test_select_several_then_approve_all(backend: LocalBackend, clock: Any
         second = approvals(app).table.cursor_item
         await pilot.press("space")
         assert set(approvals(app).table.selected) == {first.id, second.id}
+        title = str(app.query_one("#approvals-list").border_title)
+        assert "2 selected (A approves them)" in title  # A is not in the footer: the title says it
         await pilot.press("A")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("enter")  # the optional reason box: enter confirms
@@ -458,6 +460,35 @@ def footer_keys(app: HitlConsole) -> set[str]:
     return {key.description for key in app.query(FooterKey)}
 
 
+@pytest.mark.parametrize("size", [(80, 24), (60, 15)])
+async def test_every_key_in_the_footer_has_its_whole_label(
+    backend: LocalBackend, clock: Any, size: tuple[int, int]
+) -> None:
+    """The footer shows only keys whose label fits (Quit was cut to ``q`` at 80 columns and the
+    capabilities' keys ran off the line); the ones left out stay in ? help."""
+    from textual.widgets._footer import FooterKey
+
+    async with console(backend, clock, size=size) as (app, pilot):
+        for pane in "1234":
+            await pilot.press(pane)
+            await settle(app, pilot)
+            line = screen_text(app).splitlines()[-1]
+            assert line.endswith("▏^p palette "), line
+            keys = [k for k in app.query(FooterKey) if not k.has_class("-command-palette")]
+            assert {"Help", "Quit", "Filter"} <= {k.description for k in keys}, line
+            for k in keys:
+                assert f"{k.key_display} {k.description} " in line, (k.description, line)
+            if size == (80, 24):
+                wanted = {
+                    "1": {"Approve", "Deny", "Edit", "Select"},
+                    "4": {"Promote", "Demote", "Set stage", "History"},
+                }.get(pane, set())
+                assert wanted <= {k.description for k in keys}, line
+        await pilot.press("question_mark")
+        text = str(app.screen.query_one("#scroll Static").render())
+        assert "Accept suggestion" in text and "Record window" in text  # not in the footer: in the help
+
+
 async def test_read_only_footer_offers_only_what_works(db_path: Path, clock: Any) -> None:
     """An agent's token: the footer drops the keys that would send something (as k9s --readonly
     does), and pressing one anyway says why nothing happened. A reviewer's console keeps them."""
@@ -469,7 +500,7 @@ async def test_read_only_footer_offers_only_what_works(db_path: Path, clock: Any
         async with console(writer, clock) as (app, pilot):
             await goto_request(app, pilot, "send_customer_email")
             await pilot.pause()
-            assert {"Approve", "Deny", "Edit", "Approve all", "Filter"} <= footer_keys(app)
+            assert {"Approve", "Deny", "Edit", "Select", "Filter"} <= footer_keys(app)
     finally:
         await writer.close()
     ro = ReadOnlyBackend(SQLiteStore(db_path, clock=clock), actor=REVIEWER)

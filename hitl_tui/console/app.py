@@ -28,7 +28,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.timer import Timer
-from textual.widgets import ContentSwitcher, Footer
+from textual.widgets import ContentSwitcher
 from textual.worker import WorkerCancelled
 
 from ..autonomy import auto_demotion_notice, watch_flags
@@ -46,6 +46,7 @@ from .screens import HelpScreen
 from .widgets.approvals import ApprovalsPane
 from .widgets.capabilities import CapabilitiesPane
 from .widgets.escalations import EscalationsPane
+from .widgets.footer import FittingFooter
 from .widgets.pane import Pane
 from .widgets.review import ReviewPane
 from .widgets.status_line import StatusLine
@@ -125,7 +126,7 @@ class HitlConsole(App[None]):
             yield ReviewPane()
             yield CapabilitiesPane()
         yield StatusLine(self.backend.describe(), self.reviewer, self.read_only, id="status")
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True)
 
     def on_mount(self) -> None:
         if self._wanted_theme and self._wanted_theme in self.available_themes:

@@ -55,7 +55,7 @@ class ApprovalsPane(Pane):
         Binding("d", "deny", "Deny"),
         Binding("e", "edit", "Edit"),
         Binding("space", "toggle_select", "Select"),
-        Binding("A", "approve_selected", "Approve all"),
+        Binding("A", "approve_selected", "Approve all", show=False),  # the title says so once a row is selected
         Binding("v", "view", "Full text", show=False),  # the footer is full at 80 columns; the detail says "press v"
         Binding("escape", "back", "Back to list", show=False),
     ]
@@ -87,6 +87,9 @@ class ApprovalsPane(Pane):
     @property
     def detail(self) -> RequestDetail:
         return self.query_one(RequestDetail)
+
+    def selection_hint(self) -> str:
+        return "A approves them"
 
     def list_title(self) -> str:
         status = self.filter.get("status") or "pending"

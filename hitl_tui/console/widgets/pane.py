@@ -96,7 +96,8 @@ class Pane(Container):
         table = self.table
         parts = [self.list_title() + (f" ({table.total:,})" if table.loaded else ""), *self.title_extras()]
         if table.selected:
-            parts.append(f"{len(table.selected)} selected")
+            hint = self.selection_hint()
+            parts.append(f"{len(table.selected)} selected" + (f" ({hint})" if hint else ""))
         if self.filter:
             parts.append(
                 "filter: " + " ".join([*(f"{k}:{v}" for k, v in self.filter.terms.items()), *self.filter.words])
@@ -104,6 +105,10 @@ class Pane(Container):
         if self.filter_error:
             parts.append(self.filter_error)
         self.query_one(ListBox).border_title = Content(" · ".join(parts))
+
+    def selection_hint(self) -> str:
+        """What to do with the selected rows, said in the title once there are some."""
+        return ""
 
     def title_extras(self) -> list[str]:
         """More to say in the list's title line, after the count."""
