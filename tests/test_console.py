@@ -300,6 +300,21 @@ async def test_80_columns_cut_text_ends_with_an_ellipsis_and_outcomes_read_whole
         assert not any(re.search(r"send_customer_?\s", line) for line in lines), lines
 
 
+async def test_120_columns_show_every_column_and_whole_tool_names(backend: LocalBackend, clock: Any) -> None:
+    """120 columns show at least what 80 do (side by side left the list 72 wide: CONF and AGE went)."""
+    async with console(backend, clock, size=(120, 40)) as (app, pilot):
+        lines = table_lines(approvals(app).table)
+        for label in ("ID", "RISK", "TOOL", "AGENT", "SUMMARY", "CONF", "VOTES", "AGE", "EXPIRES"):
+            assert f" {label} " in lines[0], lines[0]
+        for tool in ("delete_resource", "send_customer_email", "create_github_issue"):
+            assert any(f" {tool} " in line for line in lines), (tool, lines)
+        await pilot.press("4")
+        await settle(app, pilot)
+        header = table_lines(app.query_one(CapabilitiesPane).table)[0]
+        for label in ("TOOL", "STAGE", "RISK", "FLAGS", "AUTO/APPR", "TIMEOUT", "APPR", "DENY", "MEDIAN"):
+            assert f" {label} " in header + " ", header
+
+
 async def test_decided_by_someone_else_while_looking(backend: LocalBackend, other: LocalBackend, clock: Any) -> None:
     async with console(backend, clock) as (app, pilot):
         req = await goto_request(app, pilot, "send_customer_email")

@@ -56,7 +56,7 @@ from .widgets.virtual_table import VirtualTable
 ALERT_COALESCE_S = 8.0  # arrivals within this many seconds of an alert share the next one
 ALERT_TIMEOUT_S = 4.0  # how long an arrival notification stays
 
-WIDE = 120  # columns from which lists and details sit side by side
+WIDE = 160  # columns from which lists and details sit side by side (below it the list gets the full width)
 
 Clock = Callable[[], datetime]
 GLOBAL_ACTIONS = frozenset({"next_pane", "previous_pane", "show_pane", "help", "quit"})
