@@ -386,3 +386,23 @@ async def test_wait_for_change_wakes_on_commit_from_another_store(make_store, cl
 async def test_wait_for_change_times_out_quietly(store) -> None:
     seq = await store.last_seq()
     assert await store.wait_for_change(seq, timeout=0.05) == seq
+
+
+async def test_a_message_event_carries_the_new_message_not_the_whole_thread(store) -> None:
+    """n messages in a thread log n messages, not n²/2: an agent looping on "still stuck" must not
+    grow the audit log quadratically. Each event says how many messages the thread holds."""
+    esc = await store.create_escalation(EscalationCreate(agent="bot", message="stuck"))
+    start = await store.last_seq()
+    for i in range(30):
+        await store.post_message(esc.id, f"still stuck {i} " + "x" * 200, "bot", MessageRole.agent)
+    events = [e for e in await store.events_after(start) if e.kind is EventKind.escalation_message]
+    assert len(events) == 30
+    for i, ev in enumerate(events):
+        assert "messages" not in ev.payload
+        assert ev.payload["message_count"] == i + 2  # the opening message, then each post
+        assert ev.payload["new_message"]["text"].startswith(f"still stuck {i} ")
+        assert ev.payload["id"] == esc.id and ev.payload["status"] == "open"
+    sizes = [len(str(ev.payload)) for ev in events]
+    assert max(sizes) - min(sizes) < 20  # flat: the 30th is no bigger than the first
+    assert len((await store.get_escalation(esc.id)).messages) == 31
+    assert (await store.verify_audit()).ok

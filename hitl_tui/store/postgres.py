@@ -63,7 +63,15 @@ from ..models import (
 )
 from .base import GENESIS_HASH, AuditReport, Store, TokenGrant, event_hash
 from .pg_schema import META_TABLE, PG_MIGRATIONS, split_sql
-from .sqlite import REFILED_STATUSES, ChangeNotifier, key_conflict, retired_key, stored_key, verify_rows
+from .sqlite import (
+    REFILED_STATUSES,
+    ChangeNotifier,
+    key_conflict,
+    message_event_payload,
+    retired_key,
+    stored_key,
+    verify_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -895,8 +903,7 @@ class PostgresStore(Store):
                 (new_status.value, now, escalation_id),
             )
             esc = await self._get_escalation(conn, escalation_id)
-            payload = esc.model_dump(mode="json")
-            payload["new_message"] = esc.messages[-1].model_dump(mode="json")
+            payload = message_event_payload(esc)
             events.append((EventKind.escalation_message, f"escalation:{escalation_id}", author, payload))
             return esc
 

@@ -130,6 +130,16 @@ def stored_key(value: str | None) -> str | None:
     return value[len(RETIRED_KEY) :].split(":", 1)[1]
 
 
+def message_event_payload(esc: Escalation) -> dict[str, Any]:
+    """An ``escalation.message`` event: the thread's fields, its message count and the new message,
+    not every message again (a thread of n messages would log n²/2 of them: an agent looping on
+    "still stuck" grew the audit log quadratically). Readers fetch the thread for the rest."""
+    payload = esc.model_dump(mode="json", exclude={"messages"})
+    payload["message_count"] = len(esc.messages)
+    payload["new_message"] = esc.messages[-1].model_dump(mode="json")
+    return payload
+
+
 def _canonical(value: Any) -> str:
     # 1, 1.0 and true differ here (they are equal as Python values); the order of keys does not
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -1189,8 +1199,7 @@ class SQLiteStore(Store):
                 "UPDATE escalations SET status=?, updated_at=? WHERE id=?", (new_status.value, now, escalation_id)
             )
             esc = self._get_escalation(conn, escalation_id)
-            payload = esc.model_dump(mode="json")
-            payload["new_message"] = esc.messages[-1].model_dump(mode="json")
+            payload = message_event_payload(esc)
             events.append((EventKind.escalation_message, f"escalation:{escalation_id}", author, payload))
             return esc
 

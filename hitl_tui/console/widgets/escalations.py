@@ -132,10 +132,12 @@ class EscalationsPane(Pane):
 
     # ----------------------------------------------------------------- live
     def handle_event(self, event: Event) -> None:
-        try:
-            esc = Escalation.model_validate(event.payload)
-        except ValidationError:
-            esc = None
+        esc = None
+        if "message_count" not in event.payload:  # a message event carries the new message only: read
+            try:
+                esc = Escalation.model_validate(event.payload)
+            except ValidationError:
+                pass
         if esc is not None:
             self.apply(esc)
         self.reload()
