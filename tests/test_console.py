@@ -806,6 +806,21 @@ def cells(pane: CapabilitiesPane, tool: str) -> dict[str, Any]:
     return {k: text for k, (text, _style) in capability_cells(cap, pane.book.get(cap)).items()}
 
 
+async def test_flags_read_as_words_that_cannot_be_confused(backend: LocalBackend, clock: Any) -> None:
+    """``irrev,rev`` read as irreversible and reversible (rev was review-after); ``always,ir`` was cut."""
+    async with console(backend, clock, size=(120, 40)) as (app, pilot):
+        pane = await goto_cap(app, pilot, "delete_resource")
+        assert cells(pane, "delete_resource")["flags"] == "always,no-undo"
+        assert cells(pane, "db_migration")["flags"] == "no-undo,review"
+        lines = table_lines(pane.table)
+        assert any("always,no-undo " in line for line in lines), lines  # whole, in its column
+        detail = str(pane.detail._body.render())
+        assert "flags always needs approval, irreversible" in detail, detail
+        await pilot.press("question_mark")
+        text = str(app.screen.query_one("#scroll Static").render())
+        assert "no-undo irreversible" in text and "review reviewed after it runs" in text
+
+
 async def test_suggestion_shows_its_evidence_and_a_accepts_it_with_a_reason(
     history: LocalBackend, clock: Any
 ) -> None:

@@ -278,17 +278,20 @@ def review_cells(item: ReviewItem, now: datetime) -> dict[str, Cell]:
 STAGE_CLASS = {Stage.disabled: "vt--err", Stage.approval: "vt--warn", Stage.autonomous: "vt--ok"}
 
 
-def capability_flags(cap: Capability) -> str:
-    flags = []
-    if cap.always_approval:
-        flags.append("always")
-    if cap.irreversible:
-        flags.append("irrev")
-    if cap.confidence_routed:
-        flags.append("conf")
-    if cap.review_after:
-        flags.append("review")
-    return ",".join(flags)
+#: a capability's flags: (attribute, the FLAGS column's word, the detail's words). The short words
+#: share no prefix ("irrev,rev" read as irreversible plus reversible; rev meant review-after).
+FLAG_WORDS = (
+    ("always_approval", "always", "always needs approval"),
+    ("irreversible", "no-undo", "irreversible"),
+    ("confidence_routed", "by-conf", "routed by confidence"),
+    ("review_after", "review", "reviewed after it runs"),
+)
+FLAGS_LEGEND = "FLAGS: " + " · ".join(f"{short} {long}" for _, short, long in FLAG_WORDS)
+
+
+def capability_flags(cap: Capability, *, long: bool = False) -> str:
+    words = [w_long if long else w_short for attr, w_short, w_long in FLAG_WORDS if getattr(cap, attr)]
+    return (", " if long else ",").join(words)
 
 
 def _duration_or_dash(seconds: float | None) -> str:

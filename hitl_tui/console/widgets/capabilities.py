@@ -19,7 +19,7 @@ from textual.content import Content
 from ...autonomy import Suggestion
 from ...errors import Conflict, HitlError
 from ...models import Capability, Event, Page, Stage
-from ..adapters import capability_cells, capability_key, clock_time, one_line
+from ..adapters import FLAGS_LEGEND, capability_cells, capability_key, clock_time, one_line
 from ..evidence import DISMISS_DAYS, Evidence, EvidenceBook
 from ..filters import Filter, FilterError
 from ..screens import CalibrationScreen, ConfirmScreen, HistoryScreen, StageScreen
@@ -32,7 +32,7 @@ COLUMNS = [
     Column("stage", "STAGE", width=10),
     Column("suggest", "SUG", width=3),
     Column("risk", "RISK", width=8, drop=4),
-    Column("flags", "FLAGS", flex=1, min_width=8, drop=5),
+    Column("flags", "FLAGS", flex=1, min_width=14, drop=5),  # always,no-undo
     Column("thresholds", "AUTO/APPR", width=9, drop=6),
     Column("timeout", "TIMEOUT", width=7, right=True, drop=7),
     Column("approved", "APPR", width=5, right=True, drop=1),
@@ -209,6 +209,7 @@ class CapabilitiesPane(Pane):
             "SUG ▲ promotion suggested (enough approvals; no denial, edit or flag) · ▼ demotion (a flagged review).",
             f"a accepts it (asks for a reason, recorded) · x hides it for {DISMISS_DAYS} days on this machine.",
             "w switches the window: 7, 30, 90 days · c shows the calibration in finer bands.",
+            FLAGS_LEGEND + ".",
         ]
 
     # ----------------------------------------------------------------- actions

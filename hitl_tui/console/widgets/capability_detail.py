@@ -164,7 +164,7 @@ def capability_content(
         f"thresholds {'default' if th is None else f'autonomous ≥{th.autonomous}, approval ≥{th.approval}'}",
         f"timeout {'default' if cap.timeout_s is None else short_duration(cap.timeout_s)}",
     ]
-    if flags := capability_flags(cap):
+    if flags := capability_flags(cap, long=True):
         settings.append(f"flags {flags}")
     parts.append(Content.styled(" · ".join(settings), "$text-muted"))
     if cap.always_approval:
