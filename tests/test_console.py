@@ -337,6 +337,13 @@ async def test_decision_racing_another_reviewer(backend: LocalBackend, other: Lo
         await pilot.press("a")
         await settle(app, pilot)
         await until(pilot, lambda: "already approved by bob" in said(app))
+        decided_at = (await backend.get_request(req.id)).decided_at
+        assert f"by bob at {decided_at:%H:%M:%S}" in said(app)  # the console's clock format, not ISO
+        assert decided_at.isoformat(timespec="seconds") not in said(app)
+        app.said.clear()
+        await pilot.press("a")  # the console knows now: it refuses before sending, in the same words
+        await until(pilot, lambda: "already approved by bob" in said(app))
+        assert f"by bob at {decided_at:%H:%M:%S}" in said(app) and "T0" not in said(app)
         stored = await backend.get_request(req.id)
         assert stored.decided_by == OTHER and [v.reviewer for v in stored.approvals] == [OTHER]
         await until(pilot, lambda: approvals(app).table.cursor_item.status is RequestStatus.approved)
@@ -1226,4 +1233,14 @@ async def test_a_burst_of_arrivals_is_one_summary_not_a_wall_of_toasts(
         app._alert_timer.stop()  # let the window end now rather than waiting for it
         app._flush_alerts()
         assert app.bells == bells + 2
-        assert "5 new critical-risk requests" in said(app) and "b4" in said(app)
+        assert "5 new requests: 5 critical" in said(app) and "b4" in said(app)
+        # a mixed batch: the title counts each risk; the latest is named with its own
+        app.said.clear()
+        await other.create_request(RequestCreate(agent="c1", tool="drop_table", risk=Risk.critical))
+        await other.create_request(RequestCreate(agent="c2", tool="send_customer_email", risk=Risk.high))
+        await until(pilot, lambda: len(app._alert_queue) == 2)
+        app._alert_timer.stop()
+        app._flush_alerts()
+        _sev, title, text = app.said[-1]
+        assert title == "2 new requests: 1 critical, 1 high", title
+        assert text.startswith("latest #") and "(high risk) c2 → send_customer_email" in text, text

@@ -92,6 +92,25 @@ def clock_time(dt: datetime | None, now: datetime) -> str:
     return local.strftime("%Y-%m-%d %H:%M")
 
 
+_ISO_TIME = re.compile(r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?")
+
+
+def local_times(text: str, now: datetime) -> str:
+    """Our own messages (a conflict's "decided at 2026-11-25T17:52:03+00:00") in the console's
+    clock format, as everything else on screen: ``17:52:03``, with the date when not today."""
+
+    def local(m: re.Match[str]) -> str:
+        try:
+            dt = datetime.fromisoformat(m.group().replace("Z", "+00:00"))
+        except ValueError:
+            return m.group()
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=now.tzinfo)
+        return clock_time(dt, now)
+
+    return _ISO_TIME.sub(local, text)
+
+
 def expiry_cell(req: ApprovalRequest, now: datetime) -> Cell:
     if req.status is not RequestStatus.pending:
         return (req.status.value, "vt--dim")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -400,11 +400,13 @@ class HitlConsole(App[None]):
                 line, "warning", title=f"New {latest.risk.value}-risk request #{latest.id}", timeout=ALERT_TIMEOUT_S
             )
         else:
-            worst = max(queued, key=lambda r: RISK_ORDER[r.risk]).risk.value
+            # each risk with its own count: the batch's worst risk is not every request's
+            by_risk = Counter(r.risk for r in queued)
+            risks = ", ".join(f"{by_risk[r]} {r.value}" for r in sorted(by_risk, key=RISK_ORDER.get, reverse=True))
             self.say(
-                f"latest #{latest.id} {line}",
+                f"latest #{latest.id} ({latest.risk.value} risk) {line}",
                 "warning",
-                title=f"{len(queued)} new {worst}-risk requests",
+                title=f"{len(queued)} new requests: {risks}",
                 timeout=ALERT_TIMEOUT_S,
             )
         self._alert_timer = self.set_timer(ALERT_COALESCE_S, self._flush_alerts)

@@ -11,7 +11,17 @@ from textual.content import Content
 
 from ...errors import Conflict, HitlError, decided_conflict
 from ...models import RISK_ORDER, ApprovalRequest, DecisionIn, Event, EventKind, Page, RequestStatus
-from ..adapters import age, args_diff, changed_paths, clock_time, expiry_cell, one_line, quorum_text, request_cells
+from ..adapters import (
+    age,
+    args_diff,
+    changed_paths,
+    clock_time,
+    expiry_cell,
+    local_times,
+    one_line,
+    quorum_text,
+    request_cells,
+)
 from ..filters import Filter, FilterError
 from ..screens import ConfirmScreen, EditArgsScreen
 from .pane import Pane
@@ -186,9 +196,8 @@ class ApprovalsPane(Pane):
         if not self.console.ensure_writable("decide"):
             return None
         if not req.is_pending:
-            self.console.say(
-                decided_conflict(req.status.value, req.decided_by, req.decided_at, req.id).message, "error"
-            )
+            conflict = decided_conflict(req.status.value, req.decided_by, req.decided_at, req.id)
+            self.console.say(self._conflict_text(conflict), "error")
             return None
         return req
 
@@ -302,6 +311,10 @@ class ApprovalsPane(Pane):
         )
 
     # ----------------------------------------------------------------- sending
+    def _conflict_text(self, exc: HitlError) -> str:
+        """Who decided and when, the time on the console's clock."""
+        return local_times(exc.message, self.console.now())
+
     def _decide(self, req: ApprovalRequest, decision: DecisionIn) -> None:
         self.run_worker(self._send(req, decision), group="decide", exit_on_error=False)
 
@@ -310,7 +323,7 @@ class ApprovalsPane(Pane):
         try:
             out = await console.backend.decide(req.id, decision, reviewer=console.reviewer)
         except Conflict as exc:
-            console.say(exc.message, "error", title=f"Request {req.id} not decided")
+            console.say(self._conflict_text(exc), "error", title=f"Request {req.id} not decided")
             await self._refetch(req.id)
             return None
         except HitlError as exc:
@@ -336,14 +349,16 @@ class ApprovalsPane(Pane):
         done, refused = 0, []
         for req in chosen:
             if not req.is_pending:
-                refused.append(decided_conflict(req.status.value, req.decided_by, req.decided_at, req.id).message)
+                refused.append(
+                    self._conflict_text(decided_conflict(req.status.value, req.decided_by, req.decided_at, req.id))
+                )
                 continue
             try:
                 out = await console.backend.decide(
                     req.id, DecisionIn(decision="approve", reason=reason), reviewer=console.reviewer
                 )
             except Conflict as exc:
-                refused.append(exc.message)
+                refused.append(self._conflict_text(exc))
                 await self._refetch(req.id)
                 continue
             except HitlError as exc:
