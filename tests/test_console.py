@@ -728,6 +728,41 @@ async def test_review_full_result_and_filters(backend: LocalBackend, clock: Any)
         assert "bogus" not in pane.filter.terms  # a bad filter is reported, never half-applied
 
 
+async def test_titles_say_what_they_count_in_the_clis_words(backend: LocalBackend, clock: Any) -> None:
+    """``Requests (denied) (1)``, ``1 changes``, ``new`` where the CLI says unreviewed, and a Review
+    tab count that matched nothing in the list's title."""
+    async with console(backend, clock) as (app, pilot):
+        await pilot.press("slash", *"status:denied", "enter")
+        await settle(app, pilot)
+        title = str(app.query_one("#approvals-list").border_title)
+        assert title.startswith("Denied requests (1)") and ") (" not in title, title
+        await pilot.press("3")
+        await settle(app, pilot)
+        pane = app.query_one(ReviewPane)
+        unreviewed = (await backend.list_reviews(False, limit=1)).total
+        assert unreviewed and app.counts.review == unreviewed
+        title = str(pane.query_one("ListBox").border_title)
+        assert title.startswith(f"Review queue ({pane.table.total}) · {unreviewed} unreviewed"), title
+        states = {pane.table.item_at(i).id: review_cell(pane, i) for i in range(pane.table.row_count)}
+        assert "unreviewed" in states.values() and "new" not in states.values(), states
+        await pilot.press("slash", *"state:unreviewed", "enter")
+        await settle(app, pilot)
+        assert pane.table.total == unreviewed
+        assert "unreviewed ·" not in str(pane.query_one("ListBox").border_title)  # the count is the list's own
+        pane_caps = await goto_cap(app, pilot, "format_code")
+        cap = pane_caps.table.cursor_item
+        await pilot.press("h")
+        assert isinstance(app.screen, HistoryScreen)
+        heading = str(app.screen.query_one("#title").render())
+        assert len(cap.history) == 1 and "(1 change, newest first)" in heading, heading
+
+
+def review_cell(pane: ReviewPane, index: int) -> str:
+    from hitl_tui.console.adapters import review_cells
+
+    return review_cells(pane.table.item_at(index), NOW)["mark"][0]
+
+
 # ======================================================================== capabilities
 
 

@@ -276,7 +276,7 @@ def escalation_cells(esc: Escalation, now: datetime, reviewer: str | None = None
 
 def review_cells(item: ReviewItem, now: datetime) -> dict[str, Cell]:
     if not item.reviewed:
-        mark: Cell = ("new", "vt--warn")
+        mark: Cell = ("unreviewed", "vt--warn")  # the CLI's word (hitl review ls --unreviewed)
     elif item.verdict is Verdict.flagged:
         mark = ("flagged", "vt--err")
     else:

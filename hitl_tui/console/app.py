@@ -467,6 +467,8 @@ class HitlConsole(App[None]):
                 counts.capabilities = self.counts.capabilities
                 self.counts = counts
                 self.query_one(TabBar).set_counts(self.counts)
+                if "review" in which:
+                    self.pane("review").refresh_title()  # it says what the tab's count counts
         finally:
             self._counting = False
 

@@ -15,7 +15,6 @@ class HistoryScreen(TextViewScreen):
     def __init__(self, cap: Capability, now: datetime) -> None:
         lines = stage_history_lines(cap, now)
         body = Content("\n").join(lines) if lines else Content("No stage changes recorded.")
-        title = Content.assemble(
-            "Stage history: ", (one_line(cap.tool, 80), "bold"), f"  ({len(lines)} changes, newest first)"
-        )
+        changes = f"{len(lines)} change{'' if len(lines) == 1 else 's'}"
+        title = Content.assemble("Stage history: ", (one_line(cap.tool, 80), "bold"), f"  ({changes}, newest first)")
         super().__init__(title, body)

@@ -103,7 +103,7 @@ class ApprovalsPane(Pane):
 
     def list_title(self) -> str:
         status = self.filter.get("status") or "pending"
-        return "Pending requests" if status == "pending" else f"Requests ({status})"
+        return "Pending requests" if status == "pending" else f"{status.capitalize()} requests"
 
     # ----------------------------------------------------------------- data
     def _status(self) -> RequestStatus | None:

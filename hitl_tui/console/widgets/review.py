@@ -21,14 +21,14 @@ from .virtual_table import Column, VirtualTable
 
 COLUMNS = [
     Column("id", "ID", width=5, right=True, drop=3),
-    Column("mark", "STATE", width=7),
+    Column("mark", "STATE", width=10),  # unreviewed
     Column("tool", "TOOL", flex=2, min_width=10),
     Column("agent", "AGENT", flex=1, min_width=8, drop=2),
     Column("result", "RESULT", flex=4, min_width=12, drop=1),
     Column("age", "AGE", width=4, right=True),
 ]
 
-STATES = {"new": False, "reviewed": True, "all": None}
+STATES = {"unreviewed": False, "new": False, "reviewed": True, "all": None}  # new: the old word, still read
 
 
 class ReviewPane(Pane):
@@ -36,7 +36,9 @@ class ReviewPane(Pane):
     TITLE = "Review"
     NOUN = "items"
     FILTER_KEYS = frozenset({"tool", "agent", "since", "verdict", "state"})
-    FILTER_HELP = "tool:NAME agent:NAME since:2h verdict:ok|flagged state:new|reviewed|all (a bare word is a tool)"
+    FILTER_HELP = (
+        "tool:NAME agent:NAME since:2h verdict:ok|flagged state:unreviewed|reviewed|all (a bare word is a tool)"
+    )
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("o", "mark_ok", "Mark OK"),
@@ -69,9 +71,15 @@ class ReviewPane(Pane):
     def list_title(self) -> str:
         return "Review queue"
 
+    def title_extras(self) -> list[str]:
+        """What the tab's count counts, so the two numbers agree: the list shows every item."""
+        if STATES[self.filter.get("state") or "all"] is False or self.console.counts.review is None:
+            return []
+        return [f"{self.console.counts.review:,} unreviewed"]
+
     def validate_filter(self, new: Filter) -> None:
         if (state := new.get("state")) and state not in STATES:
-            raise FilterError(f"state:{state} is not one of new, reviewed, all")
+            raise FilterError(f"state:{state} is not one of unreviewed, reviewed, all")
         if (verdict := new.get("verdict")) and verdict not in Verdict.__members__:
             raise FilterError(f"verdict:{verdict} is not one of ok, flagged")
         if since := new.get("since"):
