@@ -245,6 +245,12 @@ async def _run_async(func: Callable[..., Any], args: argparse.Namespace, ctx: Co
     try:
         return int(await func(args, ctx) or 0)
     finally:
+        if ctx._backend is not None and getattr(args, "reviewer", None):
+            from .output import WRITING_COMMANDS, as_ignored_warning
+
+            warning = as_ignored_warning(args.reviewer, ctx._backend) if args.command in WRITING_COMMANDS else None
+            if warning:
+                print(warning, file=sys.stderr)
         try:
             await ctx.aclose()
         except Exception:

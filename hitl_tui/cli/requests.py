@@ -12,7 +12,7 @@ from typing import Any
 from ..models import ApprovalRequest, DecisionIn, RequestStatus
 from ..text import sanitise
 from . import EXIT_DENIED, EXIT_EDITED, EXIT_ERROR, EXIT_EXPIRED, EXIT_OK, add_json_flag, fail, single_shot
-from .output import age, build, emit_json, parse_json_object, print_table
+from .output import age, build, emit_json, int_between, parse_json_object, print_table
 
 REQUEST_EXIT_HELP = """\
 exit codes (with --wait):
@@ -55,7 +55,9 @@ def register(sub: Any) -> None:
     p.add_argument("tool", help="the tool or action name, e.g. deploy")
     p.add_argument("--args", dest="tool_args", metavar="JSON", help="arguments as a JSON object ('-' reads stdin)")
     p.add_argument("--agent", help="who is asking (default: $HITL_AGENT, else 'shell')")
-    p.add_argument("--confidence", type=int, metavar="N", help="the agent's confidence, 0-100")
+    p.add_argument(
+        "--confidence", type=int_between(0, 100, "the confidence"), metavar="N", help="the agent's confidence, 0-100"
+    )
     p.add_argument("--summary", metavar="TEXT", help="one line for the reviewer")
     p.add_argument("--context", metavar="TEXT", help="longer context for the reviewer")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="deadline for a decision (default: the policy's)")
@@ -277,7 +279,7 @@ async def _request(args: argparse.Namespace, ctx: Any) -> int:
             {
                 "status": clearance.status,
                 "tool": clearance.tool,
-                "agent": gate.agent,
+                "agent": req.agent if req is not None else gate.agent,  # as recorded (an agent token's name)
                 "route": clearance.decision.route.value if clearance.decision is not None else None,
                 "reason": clearance.reason,
                 "args": clearance.args,
