@@ -302,3 +302,26 @@ async def test_re_marking_a_flag_ok_withdraws_the_demotion_suggestion(store, clo
     assert [s.kind for s in await _suggestions(backend, clock)] == ["demote"]
     await store.mark_review(item.id, ReviewMark(verdict="ok", note="my mistake"), "alice")
     assert await _suggestions(backend, clock) == []
+
+
+async def test_watch_flags_backs_off_while_the_store_is_down(
+    store, backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store that stays down is retried at doubling intervals up to a cap, not every second forever."""
+    import logging
+
+    await store.close()  # every read now fails
+    stop = asyncio.Event()
+
+    def delays() -> list[str]:
+        return [r.message.rsplit("retrying in ", 1)[1] for r in caplog.records if "flag watch lost" in r.message]
+
+    with caplog.at_level(logging.WARNING, logger="hitl_tui"):
+        task = asyncio.create_task(watch_flags(backend, Settings(), stop, after_seq=0, retry_s=0.1, max_retry_s=0.4))
+        for _ in range(300):
+            if len(delays()) >= 4:
+                break
+            await asyncio.sleep(0.02)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    assert delays()[:4] == ["0.1 s", "0.2 s", "0.4 s", "0.4 s"]

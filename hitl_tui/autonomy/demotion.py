@@ -110,25 +110,29 @@ async def watch_flags(
     on_result: Callable[[Suggestion], Any] | None = None,
     after_seq: int | None = None,
     retry_s: float = 1.0,
+    max_retry_s: float = 30.0,
 ) -> None:
     """Follow the change feed until ``stop`` is set; call :func:`on_review_flagged` for each flag.
 
     Starts after ``after_seq`` (default: the log's current end). ``on_result`` receives each
     demotion made or suggested. Store failures are logged and the feed resumed after ``retry_s``
-    from the last event seen, so no flag is skipped; a failed demotion (e.g. a reviewer token that
-    may not change stages) is logged and the watch goes on.
+    from the last event seen, so no flag is skipped (the wait doubles up to ``max_retry_s`` while the
+    store stays down, and starts again at ``retry_s`` once an event arrives); a failed demotion
+    (e.g. a reviewer token that may not change stages) is logged and the watch goes on.
     """
     mode = _mode(settings)
     if mode == "off":
         return
     last = after_seq
+    delay = retry_s
 
     async def consume() -> None:
-        nonlocal last
+        nonlocal last, delay
         if last is None:
             last = await backend.last_seq()
         async for ev in backend.subscribe(last):
             last = ev.seq
+            delay = retry_s
             if ev.kind != EventKind.review_marked or ev.payload.get("verdict") != Verdict.flagged.value:
                 continue
             try:
@@ -159,8 +163,9 @@ async def watch_flags(
             exc = task.exception()
             if exc is not None and not isinstance(exc, HitlError | OSError):
                 raise exc
-            log.warning("flag watch lost the change feed (%s); retrying in %.1f s", exc or "it ended", retry_s)
+            log.warning("flag watch lost the change feed (%s); retrying in %.1f s", exc or "it ended", delay)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(stopper), retry_s)
+                await asyncio.wait_for(asyncio.shield(stopper), delay)
+            delay = min(max_retry_s, delay * 2)
     finally:
         stopper.cancel()
