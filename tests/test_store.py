@@ -86,6 +86,10 @@ async def test_list_filters_by_agent_tool_and_search(store) -> None:
     assert (await store.list_requests(tool="deploy")).total == 1
     assert [r.agent for r in (await store.list_requests(search="ship")).items] == ["a1"]
     assert (await store.list_requests(search="news")).items[0].tool == "send_email"
+    # words, not a phrase: each word anywhere in the tool, the agent or the summary
+    assert [r.agent for r in (await store.list_requests(search="api ship")).items] == ["a1"]
+    assert [r.agent for r in (await store.list_requests(search="  deploy   a1 ")).items] == ["a1"]
+    assert (await store.list_requests(search="ship newsletter")).total == 0
 
 
 async def test_idempotency_key_returns_first(store) -> None:

@@ -69,6 +69,7 @@ from .sqlite import (
     key_conflict,
     message_event_payload,
     retired_key,
+    search_words,
     stored_key,
     verify_rows,
 )
@@ -608,12 +609,11 @@ class PostgresStore(Store):
         if tool:
             where.append("tool = %s")
             params.append(tool)
-        if search:
+        for s in search_words(search):  # as the SQLite store: every word, each in tool, agent or summary
             where.append(
                 "(strpos(lower(tool), %s) > 0 OR strpos(lower(agent), %s) > 0 "
                 "OR strpos(lower(COALESCE(summary, '')), %s) > 0)"
             )
-            s = search.lower()
             params += [s, s, s]
         clause = ("WHERE " + " AND ".join(where)) if where else ""
 

@@ -130,6 +130,12 @@ def stored_key(value: str | None) -> str | None:
     return value[len(RETIRED_KEY) :].split(":", 1)[1]
 
 
+def search_words(search: str | None) -> list[str]:
+    """The words of a request search, lowercased: a request matches when each is in its tool, agent
+    or summary ("add index" finds "Add an index"). At most 16 words."""
+    return [w.lower() for w in (search or "").split()][:16]
+
+
 def message_event_payload(esc: Escalation) -> dict[str, Any]:
     """An ``escalation.message`` event: the thread's fields, its message count and the new message,
     not every message again (a thread of n messages would log n²/2 of them: an agent looping on
@@ -952,11 +958,10 @@ class SQLiteStore(Store):
         if tool:
             where.append("tool = ?")
             params.append(tool)
-        if search:
+        for s in search_words(search):  # every word, each in the tool, the agent or the summary
             where.append(
                 "(instr(lower(tool), ?) > 0 OR instr(lower(agent), ?) > 0 OR instr(lower(COALESCE(summary,'')), ?) > 0)"
             )
-            s = search.lower()
             params += [s, s, s]
         clause = ("WHERE " + " AND ".join(where)) if where else ""
 
