@@ -13,6 +13,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +199,37 @@ async def test_the_viewer_wraps_wide_and_combining_characters_without_losing_any
         assert len(got) == len(expected)
         for y in range(viewer.size.height):
             assert viewer.render_line(y).cell_length == viewer.scrollable_content_region.width
+
+
+@pytest.mark.parametrize("width", [11, 40])
+async def test_the_viewer_wraps_between_words(width: int) -> None:
+    """``How s`` / ``hould I proceed``: a line with spaces wraps between its words; only a word
+    longer than the width is cut, and every character is still in exactly one row."""
+    words = "Customer asks for a refund above the policy limit. How should I proceed? " * 6
+    long_word = "x" * (width * 2 + 3)
+    lines = [words, f"see {long_word} and then 日本語 テキスト は ここ です " * 3, "   leading and  double  spaces "]
+    full = FullText()
+    for line in lines:
+        full.text(line)
+    app = ViewerApp(full)
+    async with app.run_test(size=(width + 3, 10)) as pilot:
+        viewer = app.query_one(TextViewer)
+        await pilot.pause()
+        width = viewer.scrollable_content_region.width
+        rows: list[tuple[int, str]] = []
+        for r in range(viewer.row_count):
+            rows.append((viewer.line_of_row(r)[0], viewer.row_text(r)))
+            assert cell_len(rows[-1][1]) <= width
+        assert ["".join(t for i, t in rows if i == n) for n in range(len(lines))] == lines
+        for (line, text), (next_line, after) in pairwise(rows):
+            if line != next_line or not text or not after:
+                continue
+            cut = text[-1] != " " and after[0] != " "  # a word runs on into the next row
+            assert not cut or long_word.startswith(text.split(" ")[-1]) or len(text.split(" ")[-1]) == width, (
+                text,
+                after,
+            )
+        assert not any(t.endswith(("How s", "How sh")) for _, t in rows)
 
 
 # ======================================================================== in the console

@@ -1,7 +1,8 @@
 """The whole of a long text, scrollable, rendered only where it is on screen (``v`` in the panes).
 
 The detail panels show a bounded preview (:mod:`hitl_tui.console.preview`); this viewer shows
-everything. It wraps each line to the width once per resize (counting rows, not building them)
+everything. It wraps each line to the width once per resize, between words where a line has
+spaces and anywhere within a longer word (counting rows, not building them),
 and renders a row only when it scrolls into view, so a 1 MB argument opens at once and ``end``
 reaches its last character. JSON lines are highlighted when first shown, one line at a time.
 
@@ -77,8 +78,40 @@ def _json_line(line: str) -> Content:
     return highlight(line, language="json")
 
 
+def _fit(plain: str, start: int, width: int) -> int:
+    """The end of the longest slice from ``start`` that fits in ``width`` cells (at least one character)."""
+    window = 4 * width + 8  # a row is at most this many characters unless most are zero-width
+    while True:
+        piece = plain[start : start + window]
+        chunks = chop_cells(piece, width)
+        first = len(chunks[0]) if chunks else 0
+        if len(chunks) > 1 or start + window >= len(plain):
+            return start + max(1, first)
+        window *= 4
+
+
+def _word_breaks(plain: str, width: int, *, one_cell: bool) -> list[int]:
+    """Row start offsets (and the end) that wrap ``plain`` at spaces: a row ends after a space, and
+    only a word longer than the width is cut. Every character stays in exactly one row."""
+    n = len(plain)
+    offsets = [0]
+    start = 0
+    while start < n:
+        end = min(n, start + width) if one_cell else _fit(plain, start, width)
+        if end < n and plain[end] != " ":
+            space = plain.rfind(" ", start, end)
+            if space > start:  # the word at the end moves to the next row whole
+                end = space + 1
+        offsets.append(end)
+        start = end
+    if n == 0:
+        offsets.append(0)
+    return offsets
+
+
 class TextViewer(ScrollView, can_focus=True):
-    """Read-only lines, hard-wrapped to the width, rendered row by row as they come into view."""
+    """Read-only lines, wrapped to the width at spaces (a longer word is cut), rendered row by row
+    as they come into view."""
 
     DEFAULT_CSS = """
     TextViewer { height: 1fr; overflow-x: hidden; overflow-y: scroll; scrollbar-gutter: stable; padding: 0 1; }
@@ -111,6 +144,10 @@ class TextViewer(ScrollView, can_focus=True):
             n = len(plain)
             if n <= width and plain.isascii():
                 rows.append(1)
+            elif " " in plain:  # words: wrap between them
+                offsets = _word_breaks(plain, width, one_cell=bool(_ONE_CELL.match(plain)))
+                breaks[i] = offsets
+                rows.append(len(offsets) - 1)
             elif _ONE_CELL.match(plain):
                 rows.append(max(1, -(-n // width)))
             else:
