@@ -349,6 +349,29 @@ async def test_decision_racing_another_reviewer(backend: LocalBackend, other: Lo
         await until(pilot, lambda: approvals(app).table.cursor_item.status is RequestStatus.approved)
 
 
+@pytest.mark.parametrize(
+    ("key", "tool", "dialog"),
+    [("a", "deploy", ConfirmScreen), ("d", "send_customer_email", ConfirmScreen), ("e", "write_file", EditArgsScreen)],
+)
+async def test_an_open_dialog_closes_when_its_request_is_decided_elsewhere(
+    backend: LocalBackend, other: LocalBackend, clock: Any, key: str, tool: str, dialog: type
+) -> None:
+    """bob approves from the CLI while our approve/deny/edit dialog is open: the dialog closes at
+    once and says who decided (it offered to decide and refused only after enter)."""
+    async with console(backend, clock) as (app, pilot):
+        req = await goto_request(app, pilot, tool)
+        await pilot.press(key)
+        await pilot.pause()
+        assert isinstance(app.screen, dialog)
+        await other.decide(req.id, DecisionIn(decision="approve"))
+        await until(pilot, lambda: not isinstance(app.screen, dialog))
+        await until(pilot, lambda: "decided elsewhere" in said(app))
+        assert f"request {req.id} was already approved by bob at 09:30:00" in said(app)
+        assert "nothing was sent" in said(app)
+        stored = await backend.get_request(req.id)
+        assert stored.decided_by == OTHER and len(stored.approvals) == 1
+
+
 async def test_request_from_another_process_appears_live(backend: LocalBackend, clock: Any, db_path: Path) -> None:
     script = (
         "import asyncio, sys\n"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from pydantic import ValidationError
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.content import Content
+from textual.screen import Screen
 
 from ...errors import Conflict, HitlError, decided_conflict
 from ...models import RISK_ORDER, ApprovalRequest, DecisionIn, Event, EventKind, Page, RequestStatus
@@ -78,6 +80,10 @@ class ApprovalsPane(Pane):
     }
 
     _detail_clock: tuple[object, ...] | None = None  # the time-dependent text the detail last showed (tick)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._dialogs: list[tuple[Screen[Any], int]] = []  # open dialogs and the request each acts on
 
     def compose(self) -> ComposeResult:
         console = self.console
@@ -182,6 +188,8 @@ class ApprovalsPane(Pane):
 
     def apply(self, req: ApprovalRequest) -> None:
         """Fresh data for one request (an event, or the answer to our own decision)."""
+        if not req.is_pending and self._dialogs:
+            self._close_dialogs_for(req)
         self.table.update_item(req)
         shown = self.detail.request
         if shown is not None and shown.id == req.id and shown != req:  # the same data twice: no re-render
@@ -216,7 +224,8 @@ class ApprovalsPane(Pane):
                 "Check the arguments in the detail panel first.  y: approve  ·  n/esc: cancel",
                 "$text-warning",
             )
-            self.app.push_screen(
+            self._ask(
+                req,
                 ConfirmScreen(title, body, confirm_label="Approve", danger=True),
                 lambda reason: self._decide(req, DecisionIn(decision="approve")) if reason is not None else None,
             )
@@ -227,7 +236,8 @@ class ApprovalsPane(Pane):
         req = self._target()
         if req is None:
             return
-        self.app.push_screen(
+        self._ask(
+            req,
             ConfirmScreen(
                 Content.assemble("Deny ", request_label(req)),
                 confirm_label="Deny",
@@ -253,7 +263,8 @@ class ApprovalsPane(Pane):
             parts = [args_diff(req.effective_args, value)]
             if self._irreversible(req):
                 parts.insert(0, Content.styled("IRREVERSIBLE: once it runs it cannot be undone.\n", "bold $text-error"))
-            self.app.push_screen(
+            self._ask(
+                req,
                 ConfirmScreen(
                     Content.assemble("Approve ", request_label(req), " with these changes?"),
                     Content("").join(parts),
@@ -275,7 +286,32 @@ class ApprovalsPane(Pane):
                 ),
             )
 
-        self.app.push_screen(EditArgsScreen(req), edited)
+        self._ask(req, EditArgsScreen(req), edited)
+
+    def _ask(self, req: ApprovalRequest, screen: Screen[Any], callback: Callable[[Any], None]) -> None:
+        """Open a dialog about one request; it closes if the request is decided elsewhere meanwhile."""
+        self._dialogs = [(s, rid) for s, rid in self._dialogs if s in self.app.screen_stack]
+        self._dialogs.append((screen, req.id))
+        self.app.push_screen(screen, callback)
+
+    def _close_dialogs_for(self, req: ApprovalRequest) -> None:
+        """``req`` was decided (or expired, or was cancelled) elsewhere: a dialog still offering to
+        decide it closes (as if cancelled), and the reviewer is told who decided it and when."""
+        stack = self.app.screen_stack
+        mine = [s for s, rid in self._dialogs if rid == req.id and s in stack]
+        self._dialogs = [(s, rid) for s, rid in self._dialogs if rid != req.id and s in stack]
+        if not mine:
+            return
+        lowest = min(stack.index(s) for s in mine)
+        while len(self.app.screen_stack) > lowest:  # it and anything opened on top of it
+            self.app.screen.dismiss(None)
+        conflict = decided_conflict(req.status.value, req.decided_by, req.decided_at, req.id)
+        self.console.say(
+            f"{self._conflict_text(conflict)}. Your dialog for it was closed; nothing was sent.",
+            "warning",
+            title=f"Request {req.id} decided elsewhere" if req.decided_by else f"Request {req.id} {req.status.value}",
+            timeout=15,
+        )
 
     def action_toggle_select(self) -> None:
         if self.table.toggle_selected():
