@@ -825,6 +825,20 @@ async def test_promote_demote_set_and_history(backend: LocalBackend, clock: Any)
         assert "approval → disabled" in text and "freeze" in text and "complaint from legal" in text
 
 
+async def test_the_cursor_row_stays_in_view_after_a_resize(backend: LocalBackend, clock: Any) -> None:
+    """At 60x15 the capabilities list showed the first rows while the detail showed the cursor's,
+    scrolled off screen."""
+    async with console(backend, clock, size=(120, 40)) as (app, pilot):
+        pane = await goto_cap(app, pilot, "send_customer_email")  # the last row
+        table = pane.table
+        assert table.cursor == table.row_count - 1
+        await pilot.resize_terminal(60, 15)
+        await settle(app, pilot)
+        top, rows = int(table.scroll_y), table.size.height - 1
+        assert top <= table.cursor < top + rows, (top, rows, table.cursor)
+        assert any("send_customer_email" in line for line in table_lines(table)[1:])
+
+
 async def test_always_approval_needs_a_forced_override(backend: LocalBackend, clock: Any) -> None:
     async with console(backend, clock) as (app, pilot):
         await goto_cap(app, pilot, "delete_resource")

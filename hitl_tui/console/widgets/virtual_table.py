@@ -608,6 +608,7 @@ class VirtualTable(ScrollView, can_focus=True):
     def on_resize(self, _event: events.Resize) -> None:
         self._layout = None
         self._update_virtual_size()
+        self._scroll_cursor_into_view()  # shorter: the row the detail shows must stay on screen
         if self._loaded:
             for page_no in self._window_pages():
                 if page_no * self.page_size < self._total:
