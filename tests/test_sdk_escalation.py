@@ -77,7 +77,8 @@ async def test_guidance_from_hitl_reply_then_follow_up_and_resolve(gate_and_env:
 async def _wait_for_messages(backend: Any, eid: int, count: int) -> None:
     async def until() -> None:
         async for ev in backend.subscribe(after_seq=0):
-            if ev.subject == f"escalation:{eid}" and len(ev.payload.get("messages", [])) >= count:
+            held = ev.payload.get("message_count", len(ev.payload.get("messages", [])))  # message events count
+            if ev.subject == f"escalation:{eid}" and held >= count:
                 return
 
     await asyncio.wait_for(until(), 60)
