@@ -145,3 +145,36 @@ async def test_agent_name_from_the_environment(env: Any) -> None:
     code, out, _ = await hitl({**cli, "HITL_AGENT": "nightly-job"}, "request", "deploy")
     assert code == 0
     assert (await admin.get_request(int(out.strip()))).agent == "nightly-job"
+
+
+def test_a_stop_while_the_request_is_announced_withdraws_it(cli_env: dict[str, str]) -> None:
+    """SIGTERM while the webhook notification is still being sent (after filing, before the wait):
+    the request is withdrawn as in the wait, not left pending for someone to approve."""
+    import signal
+    import subprocess
+    import time
+
+    from .conftest import HITL
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)  # accepts the connection, never answers: the notification hangs
+    env = {**cli_env, "HITL_WEBHOOK_URL": f"http://127.0.0.1:{listener.getsockname()[1]}/hook"}  # 5 s timeout
+    try:
+        proc = subprocess.Popen(
+            [*HITL, "request", "deploy", "--wait", "--timeout", "600"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL),
+        )
+        conn, _ = listener.accept()  # the request is filed and its announcement is on the way
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+        assert proc.returncode == 143
+        shown = subprocess.run([*HITL, "show", "1", "--json"], env=cli_env, capture_output=True, text=True, timeout=60)
+        assert json.loads(shown.stdout)["status"] == "cancelled", shown.stdout
+        conn.close()
+    finally:
+        listener.close()

@@ -677,6 +677,8 @@ async def test_a_filter_set_while_a_read_is_in_flight_shows_only_matching_rows(
         for _ in range(yields):  # the read is now waiting on the store
             await asyncio.sleep(0)
         pane.on_filter_bar_changed(FilterBar.Changed(pane.query_one(FilterBar), "refund", True))
+        gap = table.cursor_item  # before the new read lands: no old row under the cursor either
+        assert gap is None or "refund" in gap.summary.lower(), gap.summary
         await settle(app, pilot)
         shown = [table.item_at(i) for i in range(table.row_count)]
         assert shown and table.row_count == table.total

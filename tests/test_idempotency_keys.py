@@ -75,8 +75,14 @@ async def test_other_arguments_on_the_key_conflict(store, decided: str | None) -
         with pytest.raises(Conflict):
             await store.create_request(req(args=same_in_python, idempotency_key="numbers"))
     with pytest.raises(Conflict) as caught:
+        await store.create_request(req(tool="rollback"))
+    assert "tool 'rollback'" in caught.value.message
+    with pytest.raises(Conflict) as caught:  # another agent's key: nothing of that request is named
         await store.create_request(req(agent="other", tool="rollback"))
-    assert "agent 'other'" in caught.value.message and "tool 'rollback'" in caught.value.message
+    msg = caught.value.message
+    assert "another agent's request" in msg and str(first.id) not in msg
+    assert "deploy" not in msg.replace("deploy-abc", "")
+    assert "id" not in caught.value.details
     assert await store.last_seq() == seq + 1  # only the "numbers" filing was written
     assert (await store.get_request(first.id)).args == {"sha": "abc", "env": "prod"}
 
@@ -176,6 +182,16 @@ async def test_without_renew_an_expired_or_cancelled_key_answers_with_its_reques
         RequestStatus.cancelled
     )
     assert (await store.list_requests(None)).total == 2
+
+
+async def test_grouped_filings_past_the_deadline_answer_expired_as_one_alone_does(store, clock) -> None:
+    """SQLite groups concurrent filings; those on a key whose request is past its deadline (not yet
+    marked) must answer "expired" as a filing alone does, not "pending"."""
+    old = await store.create_request(req(renew_expired=False))
+    clock.advance(61)
+    out = await asyncio.gather(*(store.create_request(req(renew_expired=False)) for _ in range(6)))
+    assert {(r.id, r.status) for r in out} == {(old.id, RequestStatus.expired)}
+    assert (await store.list_requests(None)).total == 1
 
 
 async def test_concurrent_re_runs_after_expiry_file_one_new_request(store, clock) -> None:

@@ -21,6 +21,7 @@ Exceptions raised by the tool itself propagate unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
@@ -307,15 +308,34 @@ class Gate:
             )
         except ValueError as exc:
             raise InvalidInput(f"cannot file the request: {_one_line(exc)}") from None
+        if not wait:  # filed to be decided later: nothing withdraws it (a single-shot call has no event loop)
+            try:
+                req = await self.backend.create_request(data)
+            except Exception as exc:
+                return Clearance(tool, args, "error", f"could not file the approval request: {_explain(exc)}", decision)
+            if req.is_pending:
+                await notify_all(self.notifiers, request_notification(req, self.command_prefix))
+            return self._settled(tool, args, decision, req, pending_ok=True)
+        import asyncio  # only here: a CLI call that files without waiting never loads asyncio (start-up time)
+
+        # A stop (Ctrl-C, SIGTERM, a cancelled task) while filing or notifying withdraws the request
+        # as one while waiting does: the filing is let finish (shielded), then cancelled.
+        filing = asyncio.ensure_future(self.backend.create_request(data))
         try:
-            req = await self.backend.create_request(data)
+            req = await asyncio.shield(filing)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                filed = await filing
+                await self._cancel_quietly(filed.id, "the agent stopped waiting")
+            raise
         except Exception as exc:
             return Clearance(tool, args, "error", f"could not file the approval request: {_explain(exc)}", decision)
         if req.is_pending:
-            await notify_all(self.notifiers, request_notification(req, self.command_prefix))
-        if not wait:
-            return self._settled(tool, args, decision, req, pending_ok=True)
-        import asyncio  # only here: a CLI call that files without waiting never loads asyncio (start-up time)
+            try:
+                await notify_all(self.notifiers, request_notification(req, self.command_prefix))
+            except asyncio.CancelledError:
+                await self._cancel_quietly(req.id, "the agent stopped waiting")
+                raise
 
         try:
             req = await self.backend.wait_for_request(req.id, timeout=timeout_s + WAIT_GRACE_S)

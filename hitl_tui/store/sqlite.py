@@ -155,9 +155,12 @@ def key_conflict(existing: ApprovalRequest, key: str, agent: str, tool: str, arg
     """The conflict when a filing with ``key`` is not the call ``existing`` (which that key filed)
     was: another agent, tool or arguments. It names the key, what differs and the request, never
     the values of the arguments."""
+    if existing.agent != agent:  # another agent's request: nothing of it is this caller's to read
+        return Conflict(
+            f"idempotency key {key!r} is already used by another agent's request: a different call needs a "
+            "different key"
+        )
     differs = []
-    if existing.agent != agent:
-        differs.append(f"agent {agent!r}")
     if existing.tool != tool:
         differs.append(f"tool {tool!r}")
     if _canonical(existing.args) != _canonical(args):
@@ -645,8 +648,8 @@ class SQLiteStore(Store):
                 assert f is not None
                 if f.key is not None and f.key in filed:
                     answer = _keyed(filed[f.key], f)
-                    if answer[1] is None and f.renew and _lapsed(filed[f.key], now):
-                        later.append(j)  # its request expired or was cancelled: a new one, one by one
+                    if answer[1] is None and _lapsed(filed[f.key], now):
+                        later.append(j)  # its request expired or was cancelled: one by one (renewed, or marked)
                     else:
                         settled.append((j, *answer))
                 elif f.key is not None and f.key in seen:

@@ -366,7 +366,15 @@ class VirtualTable(ScrollView, can_focus=True):
             self.scroll_to(y=0, animate=False)
             # A read in flight ran the old query: its rows must not be shown, nor its cursor row
             # kept as a ghost of the new list (a request that does not match, under the cursor).
+            # Nor may the old rows stay under the new query until the read lands (or for good, if
+            # it fails): the list is empty, and nothing is under the cursor, until then.
             self._generation += 1
+            self._pages = OrderedDict()
+            self._loaded = False
+            self._total = 0
+            self._update_virtual_size()
+            self.refresh()
+            self._check_highlight(user=False)
         if self._reloading:
             self._reload_again = True
             return
