@@ -159,3 +159,29 @@ async def test_a_server_answer_that_quotes_the_token_is_scrubbed(echo: str) -> N
             await b.whoami()
     assert "bad header: Bearer <token>" in info.value.message
     assert not leaks(token, info.value.message, str(info.value))
+
+
+async def test_a_password_or_query_in_the_server_url_is_never_shown() -> None:
+    """`--server http://u:PASSWORD@host/?token=T`: error messages and the console's status line
+    show the URL with the password masked and without its query."""
+    import socket
+
+    from hitl_tui.backend.http import HttpBackend
+    from hitl_tui.errors import HitlError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    b = HttpBackend(f"http://u:s3cretpw@127.0.0.1:{port}/hitl?token=qtok123", "hitl_x", reconnect_for=0)
+    try:
+        assert b.describe() == f"http://u:***@127.0.0.1:{port}/hitl"
+        try:
+            await b.list_requests()
+        except HitlError as exc:
+            message = exc.message
+        else:
+            raise AssertionError("a closed port answered")
+        assert "cannot reach the server at" in message
+        assert "s3cretpw" not in message and "qtok123" not in message, message
+    finally:
+        await b.close()

@@ -113,6 +113,24 @@ class _Backoff:
         return d
 
 
+def shown_url(url: str) -> str:
+    """``url`` as messages may show it: a password in it masked, its query (``?token=``) left out."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<the server URL>"
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{port}" if port else "")
+    if parts.username is not None:
+        netloc = f"{parts.username}{':***' if parts.password is not None else ''}@{netloc}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 class HttpBackend(Backend):
     def __init__(
         self,
@@ -130,6 +148,7 @@ class HttpBackend(Backend):
         except ValueError as exc:
             raise InvalidInput(f"the server URL is not usable: {exc}") from None
         self.url = url.rstrip("/")
+        self.shown_url = shown_url(self.url)  # for messages and status lines: no password, no query
         self.token = _clean_token(token)
         self.timeout = timeout
         self.connect_timeout = connect_timeout
@@ -140,7 +159,7 @@ class HttpBackend(Backend):
 
     # ================================================================= plumbing
     def describe(self) -> str:
-        return self.url
+        return self.shown_url
 
     @property
     def read_only(self) -> bool:
@@ -199,9 +218,11 @@ class HttpBackend(Backend):
                 # A kept-alive connection the server had just closed: safe to ask once more.
                 response = await client.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
-            raise ServerUnreachable(f"the server at {self.url} did not answer in time ({type(exc).__name__})") from exc
+            where = self.shown_url
+            raise ServerUnreachable(f"the server at {where} did not answer in time ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
-            raise ServerUnreachable(f"cannot reach the server at {self.url}: {self._reason(exc)}") from self._cause(exc)
+            where = self.shown_url
+            raise ServerUnreachable(f"cannot reach the server at {where}: {self._reason(exc)}") from self._cause(exc)
         return self._decode(response)
 
     def _scrub(self, text: str) -> str:
@@ -229,7 +250,7 @@ class HttpBackend(Backend):
             data = None
             if response.is_success:
                 raise StoreUnavailable(
-                    f"the server at {self.url} answered {response.status_code} with a body that is not JSON"
+                    f"the server at {self.shown_url} answered {response.status_code} with a body that is not JSON"
                 ) from None
         if response.is_success:
             return data
@@ -246,12 +267,12 @@ class HttpBackend(Backend):
             details = {k: v for k, v in data.items() if k not in ("error", "message") and isinstance(k, str)}
         if status >= 500:
             why = message or response.reason_phrase or "server error"
-            return ServerUnreachable(self._scrub(f"the server at {self.url} failed ({status}): {why}"))
+            return ServerUnreachable(self._scrub(f"the server at {self.shown_url} failed ({status}): {why}"))
         cls = _ERRORS.get(name) if isinstance(name, str) else None
         if cls is None or cls is StoreUnavailable:
             cls = _BY_STATUS.get(status, InvalidInput)
         if message is None:
-            message = f"the server at {self.url} refused the call ({status} {response.reason_phrase})"
+            message = f"the server at {self.shown_url} refused the call ({status} {response.reason_phrase})"
         if status == 401:
             message += " (check --token / HITL_TOKEN)"
         return cls(self._scrub(message), **details)
@@ -528,7 +549,7 @@ class HttpBackend(Backend):
                     await response.aread()
                     raise self._decode_error(response)
                 if "text/event-stream" not in response.headers.get("content-type", ""):
-                    raise StoreUnavailable(f"the server at {self.url} did not answer with an event stream")
+                    raise StoreUnavailable(f"the server at {self.shown_url} did not answer with an event stream")
                 async for sse in source.aiter_sse():
                     if sse.event == "error":
                         raise ServerUnreachable(f"the server's event stream failed: {_message(sse.data)}")
@@ -542,9 +563,11 @@ class HttpBackend(Backend):
                         ) from None
                     yield ev
         except httpx.TimeoutException as exc:
-            raise ServerUnreachable(f"the event stream from {self.url} went silent ({type(exc).__name__})") from exc
+            where = self.shown_url
+            raise ServerUnreachable(f"the event stream from {where} went silent ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
-            raise ServerUnreachable(f"lost the event stream from {self.url}: {self._reason(exc)}") from self._cause(exc)
+            where = self.shown_url
+            raise ServerUnreachable(f"lost the event stream from {where}: {self._reason(exc)}") from self._cause(exc)
 
     def _decode_error(self, response: httpx.Response) -> HitlError:
         try:
