@@ -641,6 +641,19 @@ async def test_the_thread_list_names_who_replied_last(backend: LocalBackend, oth
         assert last().startswith("you: Thanks bob")
 
 
+async def test_a_new_escalation_is_announced_from_any_pane(
+    backend: LocalBackend, other: LocalBackend, clock: Any
+) -> None:
+    """A stuck agent waits on a human: the reviewer hears of it while looking at approvals."""
+    async with console(backend, clock) as (app, pilot):
+        bells = app.bells
+        hostile = "[b]stuck[/b] on \x1b[2Jmigration"
+        esc = await other.create_escalation(EscalationCreate(agent="db-bot", message=hostile))
+        await until(pilot, lambda: f"escalation #{esc.id}" in said(app))
+        assert "db-bot: [b]stuck[/b] on \\x1b[2Jmigration" in said(app)  # literal, escaped
+        assert app.bells == bells + 1 and app.active_pane.PANE_ID == "approvals"
+
+
 async def test_take_over_and_resolve(backend: LocalBackend, clock: Any) -> None:
     async with console(backend, clock) as (app, pilot):
         await pilot.press("2")

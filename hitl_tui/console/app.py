@@ -347,6 +347,8 @@ class HitlConsole(App[None]):
         elif kind.startswith("escalation."):
             self.pane("escalations").handle_event(event)
             self._recount("escalations")
+            if kind is EventKind.escalation_opened:
+                self._announce_escalation(event)
         elif kind.startswith("review."):
             self.pane("review").handle_event(event)
             self._recount("review")
@@ -382,6 +384,22 @@ class HitlConsole(App[None]):
         self._alert_queue.append(req)
         if self._alert_timer is None:
             self._flush_alerts()
+
+    def _announce_escalation(self, event: Event) -> None:
+        """A stuck agent is waiting on a human: say so wherever the reviewer is (and ring, as for a
+        high-risk request), so a thread does not sit unseen in another pane."""
+        payload = event.payload
+        agent, message, eid = payload.get("agent"), payload.get("message"), payload.get("id")
+        if not isinstance(eid, int):
+            return
+        if self.settings.console.bell:
+            self.ring_bell()
+        self.say(
+            f"{one_line(agent, 40)}: {one_line(message, 200)}  (2: Escalations, r: reply)",
+            "warning",
+            title=f"Agent needs help: escalation #{eid}",
+            timeout=ALERT_TIMEOUT_S,
+        )
 
     def _flush_alerts(self) -> None:
         self._alert_timer = None
