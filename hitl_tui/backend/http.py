@@ -52,6 +52,7 @@ from ..models import (
     ReviewMark,
     Rule,
     Stage,
+    TokenInfo,
     TokenRole,
 )
 from ..server.schemas import (
@@ -66,6 +67,8 @@ from ..server.schemas import (
     RulesIn,
     Seq,
     StageIn,
+    TokenCreated,
+    TokenIn,
     Whoami,
 )
 from ..store.base import AuditReport
@@ -90,6 +93,7 @@ _BY_STATUS: dict[int, type[HitlError]] = {
 _EVENTS = TypeAdapter(list[Event])
 _CAPABILITIES = TypeAdapter(list[Capability])
 _RULES = TypeAdapter(list[Rule])
+_TOKENS = TypeAdapter(list[TokenInfo])
 
 
 class ServerUnreachable(StoreUnavailable):
@@ -295,6 +299,24 @@ class HttpBackend(Backend):
         """The token's name and role (``read_only`` follows from it)."""
         self._whoami = self._parse(Whoami, await self._call("GET", "/v1/whoami"))
         return self._whoami
+
+    # ================================================================= tokens (an admin token's calls)
+    async def create_token(self, name: str, role: TokenRole) -> TokenCreated:
+        """A new token on the server: its secret (shown once) and what the server recorded."""
+        body = _build(TokenIn, name=name, role=role)
+        return self._parse(TokenCreated, await self._call("POST", "/v1/tokens", body=body))
+
+    async def list_tokens(self) -> list[TokenInfo]:
+        return self._parse_list(_TOKENS, await self._call("GET", "/v1/tokens"), "token list")
+
+    async def revoke_token(self, name: str) -> TokenInfo:
+        from urllib.parse import quote
+
+        from ..server.credentials import TOKEN_NAME
+
+        if not TOKEN_NAME.fullmatch(name):  # no token can have it (and "", "." or ".." make no URL)
+            raise NotFound(f"no active token named {name!r}", name=name)
+        return self._parse(TokenInfo, await self._call("DELETE", f"/v1/tokens/{quote(name, safe='')}"))
 
     # ================================================================= policy
     async def evaluate(

@@ -191,14 +191,6 @@ def _over_server(args: argparse.Namespace, ctx: Any) -> bool:
     return bool(ctx.settings.server) and not getattr(args, "cmd_store", None)
 
 
-async def _server_call(ctx: Any, method: str, path: str, body: Any = None) -> tuple[Any, Any]:
-    """The backend and the answer of one call to the server's token API with the configured token
-    (HttpBackend's errors: 401 for a bad token, 403 for a token that is not an admin's, unreachable
-    when the server is down)."""
-    backend = ctx.backend()  # an HttpBackend: settings.server is set
-    return backend, await backend._call(method, path, body=body)
-
-
 async def _with_store(args: argparse.Namespace, ctx: Any, action: Any) -> Any:
     store = open_store_at(store_url(args, ctx))
     try:
@@ -213,11 +205,9 @@ async def cmd_token_create(args: argparse.Namespace, ctx: Any) -> int:
 
     name = check_token_name(args.name)
     if _over_server(args, ctx):
-        from ..server.schemas import TokenCreated, TokenIn
-
-        body = TokenIn(name=name, role=TokenRole(args.role))
-        backend, data = await _server_call(ctx, "POST", "/v1/tokens", body)
-        made = backend._parse(TokenCreated, data)
+        # ctx.backend() is an HttpBackend (a server is set): a bad token is a 401, a token that is not
+        # an admin's a 403, a server that is down unreachable, as for every other call
+        made = await ctx.backend().create_token(name, TokenRole(args.role))
         secret, info = made.token, made.info
     else:
         secret = new_token()
@@ -238,12 +228,7 @@ async def cmd_token_create(args: argparse.Namespace, ctx: Any) -> int:
 
 async def cmd_token_ls(args: argparse.Namespace, ctx: Any) -> int:
     if _over_server(args, ctx):
-        from pydantic import TypeAdapter
-
-        from ..models import TokenInfo
-
-        backend, data = await _server_call(ctx, "GET", "/v1/tokens")
-        tokens = backend._parse_list(TypeAdapter(list[TokenInfo]), data, "token list")
+        tokens = await ctx.backend().list_tokens()
     else:
         tokens = await _with_store(args, ctx, lambda s: s.list_tokens())
     if args.json:
@@ -263,16 +248,7 @@ async def cmd_token_ls(args: argparse.Namespace, ctx: Any) -> int:
 
 async def cmd_token_revoke(args: argparse.Namespace, ctx: Any) -> int:
     if _over_server(args, ctx):
-        from urllib.parse import quote
-
-        from ..errors import NotFound
-        from ..models import TokenInfo
-        from ..server.credentials import TOKEN_NAME
-
-        if not TOKEN_NAME.fullmatch(args.name):  # no token can have it (and "", "." or ".." make no URL)
-            raise NotFound(f"no active token named {args.name!r}", name=args.name)
-        backend, data = await _server_call(ctx, "DELETE", f"/v1/tokens/{quote(args.name, safe='')}")
-        info = backend._parse(TokenInfo, data)
+        info = await ctx.backend().revoke_token(args.name)
     else:
         info = await _with_store(args, ctx, lambda s: s.revoke_token(args.name, ctx.reviewer))
     if args.json:
