@@ -184,7 +184,7 @@ async def cmd_show(args: argparse.Namespace, ctx: Any) -> int:
 
 async def _decide(args: argparse.Namespace, ctx: Any, decision: DecisionIn) -> int:
     backend = ctx.backend()
-    before = await backend.get_request(args.id)
+    before = None if args.json else await backend.get_request(args.id)  # (--json prints the request alone)
     r = await backend.decide(args.id, decision, ctx.reviewer)
     again = r == before  # the same decision (or vote) by the same reviewer, repeated: nothing was written
     if args.json:

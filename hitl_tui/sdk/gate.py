@@ -308,34 +308,20 @@ class Gate:
             )
         except ValueError as exc:
             raise InvalidInput(f"cannot file the request: {_one_line(exc)}") from None
-        if not wait:  # filed to be decided later: nothing withdraws it (a single-shot call has no event loop)
-            try:
-                req = await self.backend.create_request(data)
-            except Exception as exc:
-                return Clearance(tool, args, "error", f"could not file the approval request: {_explain(exc)}", decision)
-            if req.is_pending:
-                await notify_all(self.notifiers, request_notification(req, self.command_prefix))
-            return self._settled(tool, args, decision, req, pending_ok=True)
-        import asyncio  # only here: a CLI call that files without waiting never loads asyncio (start-up time)
-
-        # A stop (Ctrl-C, SIGTERM, a cancelled task) while filing or notifying withdraws the request
-        # as one while waiting does: the filing is let finish (shielded), then cancelled.
-        filing = asyncio.ensure_future(self.backend.create_request(data))
         try:
-            req = await asyncio.shield(filing)
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                filed = await filing
-                await self._cancel_quietly(filed.id, "the agent stopped waiting")
-            raise
+            req = await (self._file_withdrawn_on_stop(data) if wait else self.backend.create_request(data))
         except Exception as exc:
             return Clearance(tool, args, "error", f"could not file the approval request: {_explain(exc)}", decision)
         if req.is_pending:
             try:
-                await notify_all(self.notifiers, request_notification(req, self.command_prefix))
-            except asyncio.CancelledError:
-                await self._cancel_quietly(req.id, "the agent stopped waiting")
+                await notify_all(self.notifiers, request_notification(req, self.command_prefix))  # never raises
+            except BaseException:  # a stop (CancelledError) while announcing: as one during the wait
+                if wait:
+                    await self._cancel_quietly(req.id, "the agent stopped waiting")
                 raise
+        if not wait:  # filed to be decided later: nothing withdraws it
+            return self._settled(tool, args, decision, req, pending_ok=True)
+        import asyncio  # only here: a CLI call that files without waiting never loads asyncio (start-up time)
 
         try:
             req = await self.backend.wait_for_request(req.id, timeout=timeout_s + WAIT_GRACE_S)
@@ -379,6 +365,19 @@ class Gate:
         if status is RequestStatus.cancelled:
             return Clearance(tool, args, "cancelled", f"cancelled{by}{why}", decision, req)
         return Clearance(tool, args, "error", f"unexpected request status {status.value}", decision, req)
+
+    async def _file_withdrawn_on_stop(self, data: RequestCreate) -> ApprovalRequest:
+        """File ``data``; a stop (Ctrl-C, SIGTERM, a cancelled task) meanwhile lets the filing finish
+        (shielded) and then withdraws it, as a stop during the wait does."""
+        import asyncio
+
+        filing = asyncio.ensure_future(self.backend.create_request(data))
+        try:
+            return await asyncio.shield(filing)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await self._cancel_quietly((await filing).id, "the agent stopped waiting")
+            raise
 
     async def _cancel_quietly(self, request_id: int, reason: str) -> None:
         import asyncio

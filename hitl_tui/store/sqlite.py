@@ -109,8 +109,9 @@ def _event_from_tuple(r: tuple[Any, ...]) -> Event:
 # ================================================================= idempotency keys
 # A key stands for one call: the same agent, tool and arguments (summary, context, risk and the
 # rest may differ). Filed again while its request is pending, approved or denied, it answers that
-# request (a denial stays denied); once that request expired or was cancelled it files a new one,
-# which takes the key over. The old row keeps its key in a retired form that no key can equal (it
+# request (a denial stays denied); once that request expired or was cancelled, a filing that asks
+# for it (RequestCreate.renew_expired) files a new one, which takes the key over (others are answered
+# with the expired or cancelled request). The old row keeps its key in a retired form that no key can equal (it
 # is longer than any): RETIRED_KEY + "<old id>:" + key, which reads back as the key itself. So the
 # old request still shows the key it was filed with, its events are untouched, and the column
 # stays UNIQUE (no schema change). Shared with the PostgreSQL store.
@@ -284,7 +285,6 @@ class _Filing:
     tool: str
     actor: str  # of the event
     rest: str  # the event's payload after its id
-    renew: bool = False  # RequestCreate.renew_expired
 
 
 @dataclass(slots=True)
@@ -649,7 +649,7 @@ class SQLiteStore(Store):
                 if f.key is not None and f.key in filed:
                     answer = _keyed(filed[f.key], f)
                     if answer[1] is None and _lapsed(filed[f.key], now):
-                        later.append(j)  # its request expired or was cancelled: one by one (renewed, or marked)
+                        later.append(j)  # expired or cancelled: one by one (marked expired, or renewed)
                     else:
                         settled.append((j, *answer))
                 elif f.key is not None and f.key in seen:
@@ -917,7 +917,7 @@ class SQLiteStore(Store):
             events.append((EventKind.request_created, f"request:{rid}", who, f'{{"id":{rid}{rest}'))
             return rid
 
-        filing = _Filing(row, token, data.idempotency_key, data.agent, data.tool, who, rest, data.renew_expired)
+        filing = _Filing(row, token, data.idempotency_key, data.agent, data.tool, who, rest)
         out = await self._run(self._write, tx, filing=filing)
         if isinstance(out, ApprovalRequest):  # its idempotency key had filed it before
             return out, out.model_dump_json()
