@@ -5,19 +5,37 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 
 from .conftest import ROOT
+
+
+@contextlib.contextmanager
+def serving(handler: type[BaseHTTPRequestHandler], **attrs: object) -> Iterator[str]:
+    """A plain HTTP server on loopback answering with ``handler`` (given ``attrs`` as class
+    attributes), in a thread, for scripted servers that misbehave; yields its URL."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (handler,), dict(attrs)))
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 def free_port() -> int:

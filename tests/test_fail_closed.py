@@ -16,10 +16,9 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ from hitl_tui.sdk import gate as gate_module
 from hitl_tui.store.sqlite import SQLiteStore
 
 from .conftest import POSTGRES_DSN, FakeClock, _postgres_available
-from .server_utils import ServerProcess, Team, free_port, sqlite_url
+from .server_utils import ServerProcess, Team, free_port, serving, sqlite_url
 from .server_utils import server as server  # fixtures, re-exported
 from .server_utils import team as team
 
@@ -184,14 +183,8 @@ class _Scripted(BaseHTTPRequestHandler):
 @pytest.fixture(params=list(FAULTS), ids=list(FAULTS))
 def liar(request: pytest.FixtureRequest) -> Iterator[tuple[str, list[str]]]:
     seen: list[str] = []
-    handler = type("Handler", (_Scripted,), {"fault": FAULTS[request.param], "seen": seen})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_Scripted, fault=FAULTS[request.param], seen=seen) as url:
+        yield url, seen
 
 
 async def test_malformed_or_truncated_server_response(liar: tuple[str, list[str]], short_grace: None) -> None:

@@ -8,10 +8,9 @@ import asyncio
 import contextlib
 import json
 import subprocess
-import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -40,7 +39,7 @@ from hitl_tui.models import (
 from hitl_tui.store.sqlite import SQLiteStore
 
 from .conftest import HITL
-from .server_utils import Team, free_port, server_env
+from .server_utils import Team, free_port, server_env, serving
 from .server_utils import module_pg_team as module_pg_team  # fixtures, re-exported
 from .server_utils import module_team as module_team
 from .server_utils import server as server
@@ -293,13 +292,8 @@ class _Liar(BaseHTTPRequestHandler):
 @pytest.fixture(params=[b"<html>hello</html>", json.dumps({"name": "x", "role": "agent", "id": "nope"}).encode()],
                 ids=["html", "wrong-shape"])
 def liar(request: pytest.FixtureRequest) -> Iterator[str]:
-    handler = type("Handler", (_Liar,), {"body": request.param})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_Liar, body=request.param) as url:
+        yield url
 
 
 async def test_a_server_that_answers_nonsense_fails_closed(liar: str) -> None:

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from hitl_tui.backend.http import HttpBackend
 from hitl_tui.errors import HitlError, InvalidInput, StoreUnavailable
 
 from .conftest import HITL
-from .server_utils import Team, server_env
+from .server_utils import Team, server_env, serving
 from .server_utils import module_team as module_team  # the fixture
 
 MALFORMED = "malformed token (it has whitespace or control characters)"
@@ -143,13 +142,8 @@ class _Echo(BaseHTTPRequestHandler):
 
 @pytest.fixture(params=[500, 401, 403, 418])
 def echo(request: pytest.FixtureRequest) -> Iterator[str]:
-    handler = type("Handler", (_Echo,), {"status": request.param})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_Echo, status=request.param) as url:
+        yield url
 
 
 async def test_a_server_answer_that_quotes_the_token_is_scrubbed(echo: str) -> None:

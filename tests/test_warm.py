@@ -445,6 +445,18 @@ def _signal_report(pids: list[int]) -> str:
     return "\n".join(lines)
 
 
+def _waiting_request(env: dict[str, str]) -> subprocess.Popen[str]:
+    """`hitl request deploy --wait` in the background, with Ctrl-C at its default as from a terminal."""
+    return subprocess.Popen(
+        [*HITL, "request", "deploy", "--wait", "--timeout", "60"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_as_from_a_terminal,
+    )
+
+
 def _wait_for_pending(env: dict[str, str], store: str) -> None:
     def filed() -> bool:
         p = hitl({**env, "HITL_WARM": "0", "HITL_STORE": store}, "ls", "--json")
@@ -464,14 +476,7 @@ def test_a_stopped_wait_withdraws_its_request_as_in_process(
     for mode in ("warm", "in-process"):
         store = str(tmp_path / f"{mode}.db")
         env = {**warm_env, "HITL_STORE": store, "HITL_WARM": "1" if mode == "warm" else "0"}
-        proc = subprocess.Popen(
-            [*HITL, "request", "deploy", "--wait", "--timeout", "60"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            preexec_fn=_as_from_a_terminal,
-        )
+        proc = _waiting_request(env)
         _wait_for_pending(env, store)
         time.sleep(0.3)  # into the wait
         proc.send_signal(sig)
@@ -493,12 +498,7 @@ def test_a_stopped_wait_withdraws_its_request_as_in_process(
 
 def test_a_killed_client_takes_its_job_with_it(warm_env: dict[str, str]) -> None:
     daemon = status(warm_env)["pid"]
-    proc = subprocess.Popen(
-        [*HITL, "request", "deploy", "--wait", "--timeout", "60"],
-        env=warm_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc = _waiting_request(warm_env)
     _wait_for_pending(warm_env, warm_env["HITL_STORE"])
     (child,) = children_of(daemon)
     assert alive(child)
@@ -508,12 +508,7 @@ def test_a_killed_client_takes_its_job_with_it(warm_env: dict[str, str]) -> None
 
 
 def test_sigterm_to_the_client_ends_the_job_alike(warm_env: dict[str, str]) -> None:
-    proc = subprocess.Popen(
-        [*HITL, "request", "deploy", "--wait", "--timeout", "60"],
-        env=warm_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc = _waiting_request(warm_env)
     _wait_for_pending(warm_env, warm_env["HITL_STORE"])
     (child,) = children_of(status(warm_env)["pid"])
     proc.terminate()
@@ -555,12 +550,7 @@ def test_the_started_daemon_keeps_none_of_the_callers_descriptors(cli_env: dict[
 
 
 def test_a_running_job_does_not_keep_a_new_daemon_from_starting(warm_env: dict[str, str]) -> None:
-    proc = subprocess.Popen(
-        [*HITL, "request", "deploy", "--wait", "--timeout", "60"],
-        env=warm_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc = _waiting_request(warm_env)
     try:
         _wait_for_pending(warm_env, warm_env["HITL_STORE"])
         old = status(warm_env)["pid"]
@@ -589,14 +579,7 @@ def test_ctrl_c_still_works_when_the_hand_over_fails_at_the_last_step(cli_env: d
 
     server = _fake_daemon(client.socket_path(env), answer)
     try:
-        proc = subprocess.Popen(
-            [*HITL, "request", "deploy", "--wait", "--timeout", "60"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            preexec_fn=_as_from_a_terminal,
-        )
+        proc = _waiting_request(env)
         _wait_for_pending(env, env["HITL_STORE"])  # filed in-process, after the failed hand-over
         time.sleep(0.3)
         proc.send_signal(signal.SIGINT)
