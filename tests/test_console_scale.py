@@ -22,7 +22,7 @@ from tests.console_data import NOW, OTHER, REVIEWER, Clock, build, open_backend
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-HISTORY = 400_000  # 200 slices: long enough that the three key presses below land while it folds
+HISTORY = 400_000  # 200 slices of the real fold (held between two of them while keys are pressed)
 DAYS = 25
 
 
@@ -76,6 +76,17 @@ async def test_a_long_event_log_folds_in_slices_and_then_incrementally(tmp_path:
     other = open_backend(path, clock, actor=OTHER)
     try:
         app = HitlConsole(backend, Settings(reviewer=REVIEWER), clock=clock)
+        # The real fold, held between two slices while the keys below are pressed: on a fast machine
+        # the whole log could otherwise be folded before the third key lands (seen once in CI).
+        keys_done = asyncio.Event()
+        fold_slice = app.evidence.autonomy.refresh
+
+        async def held(**kwargs: Any) -> int:
+            if app.evidence.folding:  # a slice was folded and the loop given back: wait for the keys
+                await keys_done.wait()
+            return await fold_slice(**kwargs)
+
+        app.evidence.autonomy.refresh = held  # type: ignore[method-assign]
         async with app.run_test(size=(100, 30)) as pilot:
             await pilot.press("4")
             pane = app.query_one(CapabilitiesPane)
@@ -90,6 +101,7 @@ async def test_a_long_event_log_folds_in_slices_and_then_incrementally(tmp_path:
             await pilot.press("4", "j")
             assert app.active_pane.PANE_ID == "capabilities" and app.evidence.folding
             assert "reading the event log" in str(pane.query_one("ListBox").border_title)
+            keys_done.set()
             while app.evidence.folding or "deploy" not in pane.evidence:
                 assert loop.time() < deadline
                 await pilot.pause(0.05)
